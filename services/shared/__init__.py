@@ -1,0 +1,1 @@
+"""What every context shares: settings, errors, clock, telemetry, and the store and bus adapters."""

@@ -1,0 +1,352 @@
+"""The PostgreSQL event store (ADR 0002): asyncpg, no write locks, one round trip per command.
+
+Ordering rule for tailing readers (DESIGN.md §2): ``global_position`` alone is not commit-ordered, so a
+reader that tails by it alone misses events committed out of order. Readers here only see rows whose
+transaction is older than every transaction still running (``tx_id < pg_snapshot_xmin(...)``) and order
+and checkpoint by ``(tx_id, global_position)``. No row can ever appear behind such a cursor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from contracts.base import parse_tag, tag_of
+from contracts.envelope import Metadata, NewEvent, Position, RecordedEvent
+from contracts.ids import category_of, is_slug
+from contracts.registry import REGISTRY, EventRegistry
+from services.shared.errors import (
+    ConcurrencyConflictError,
+    ContractViolationError,
+    IdempotencyKeyReusedError,
+    InfrastructureError,
+)
+from services.shared.eventstore.port import AppendResult
+
+MAX_EVENTS_PER_APPEND = 10_000
+MAX_STREAM_ID_LENGTH = 200
+_ANY_VERSION_RETRIES = 8
+
+NOTIFY_CHANNEL = "lockgate_events"
+
+_COLUMNS = """event_id, type, schema_version, stream_id, version, tx_id::text::bigint AS tx_id,
+    global_position, tenant_id, metadata::text AS metadata, occurred_at, recorded_at, data::text AS data"""
+_HORIZON = "tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+
+# One statement: check the expected version, record the idempotency key, insert every event.
+# The unique (tenant_id, stream_id, version) constraint makes a lost race fail with nothing written.
+_APPEND_SQL = """
+WITH prior AS (
+    SELECT stream_id, first_version, last_version FROM command_log
+    WHERE tenant_id = $1 AND idempotency_key = $3
+), cur AS (
+    SELECT coalesce(max(version), 0) AS v FROM events WHERE tenant_id = $1 AND stream_id = $2
+), go AS (
+    SELECT v FROM cur WHERE NOT EXISTS (SELECT 1 FROM prior) AND ($4::int IS NULL OR v = $4::int)
+), logged AS (
+    INSERT INTO command_log (tenant_id, idempotency_key, stream_id, first_version, last_version)
+    SELECT $1, $3, $2, go.v + 1, go.v + cardinality($5::uuid[]) FROM go WHERE $3::text IS NOT NULL
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+), ins AS (
+    INSERT INTO events (event_id, tenant_id, stream_id, version, type, schema_version, data, metadata,
+                        occurred_at)
+    SELECT e.id, $1, $2, go.v + e.n::int, e.t, e.sv, e.d::jsonb, $9::jsonb, e.at
+    FROM go, unnest($5::uuid[], $6::text[], $7::int2[], $8::text[], $10::timestamptz[])
+        WITH ORDINALITY AS e(id, t, sv, d, at, n)
+    WHERE $3::text IS NULL OR EXISTS (SELECT 1 FROM logged)
+    RETURNING global_position, tx_id, version
+){notify}
+SELECT c.v AS current_version, p.stream_id AS prior_stream, p.first_version AS prior_first,
+       p.last_version AS prior_last, i.global_position, i.tx_id::text::bigint AS tx_id, i.version
+FROM cur c LEFT JOIN prior p ON true LEFT JOIN ins i ON true {notify_join}
+ORDER BY i.version
+"""
+_NOTIFY_CTE = f""", notified AS (
+    SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM (SELECT 1 FROM ins LIMIT 1) AS any_row
+)"""
+_NOTIFY_JOIN = "LEFT JOIN (SELECT count(*) FROM notified) AS n ON true"
+
+
+def _load_schema() -> str:
+    return resources.files("services.shared.eventstore").joinpath("schema.sql").read_text(encoding="utf-8")
+
+
+class _RowDecoder:
+    """Turns asyncpg rows into RecordedEvents; shared by every read path."""
+
+    def __init__(self, registry: EventRegistry) -> None:
+        self._registry = registry
+        self._metadata = msgspec.json.Decoder(Metadata)
+
+    def __call__(self, row: asyncpg.Record) -> RecordedEvent:
+        return RecordedEvent(
+            event_id=row["event_id"],
+            type=row["type"],
+            schema_version=row["schema_version"],
+            stream_id=row["stream_id"],
+            version=row["version"],
+            position=Position(row["tx_id"], row["global_position"]),
+            tenant_id=row["tenant_id"],
+            metadata=self._metadata.decode(row["metadata"]),
+            occurred_at=row["occurred_at"],
+            recorded_at=row["recorded_at"],
+            payload=self._registry.decode(row["type"], row["data"]),
+        )
+
+
+class PostgresEventStore:
+    """The asyncpg adapter of the store port. One instance per process; it owns a connection pool."""
+
+    def __init__(self, pool: asyncpg.Pool, *, registry: EventRegistry = REGISTRY, notify: bool = True) -> None:
+        self._pool = pool
+        self._registry = registry
+        self._decode = _RowDecoder(registry)
+        self._metadata_encoder = msgspec.json.Encoder()
+        self._append_sql = _APPEND_SQL.format(
+            notify=_NOTIFY_CTE if notify else "", notify_join=_NOTIFY_JOIN if notify else ""
+        )
+        self.appended = asyncio.Event()
+        """Set after every append by this process: an in-process wake-up for followers."""
+
+    @classmethod
+    async def connect(
+        cls, dsn: str, *, min_size: int = 1, max_size: int = 10, migrate: bool = True, notify: bool = True
+    ) -> PostgresEventStore:
+        try:
+            pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise InfrastructureError(f"cannot connect to PostgreSQL: {exc}") from exc
+        store = cls(pool, notify=notify)
+        if migrate:
+            await store.migrate()
+        return store
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
+
+    async def migrate(self) -> None:
+        async with self._pool.acquire() as conn:
+            # Serialise concurrent starts: CREATE ... IF NOT EXISTS is not safe against itself.
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(7061766574)")
+                await conn.execute(_load_schema())
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    def for_tenant(self, tenant_id: str) -> PostgresTenantStore:
+        if not is_slug(tenant_id):
+            raise ContractViolationError(f"tenant id {tenant_id!r} is not a valid slug")
+        return PostgresTenantStore(self, tenant_id)
+
+    async def ping(self) -> None:
+        try:
+            await self._pool.fetchval("SELECT 1")
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise InfrastructureError(f"PostgreSQL is unavailable: {exc}") from exc
+
+    # -- global feed (infrastructure only) -------------------------------------------------------
+
+    async def read_all(self, after: Position, *, limit: int = 1000) -> list[RecordedEvent]:
+        rows = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM events WHERE (tx_id, global_position) > ($1::text::xid8, $2) "
+            f"AND {_HORIZON} ORDER BY tx_id, global_position LIMIT $3",
+            str(after.tx_id),
+            after.global_position,
+            limit,
+        )
+        return [self._decode(row) for row in rows]
+
+    async def head(self) -> Position:
+        row = await self._pool.fetchrow(
+            f"SELECT tx_id::text::bigint AS tx_id, global_position FROM events WHERE {_HORIZON} "
+            "ORDER BY tx_id DESC, global_position DESC LIMIT 1"
+        )
+        return Position(0, 0) if row is None else Position(row["tx_id"], row["global_position"])
+
+    # -- used by the tenant view ----------------------------------------------------------------
+
+    def _encode_batch(
+        self, events: Sequence[NewEvent]
+    ) -> tuple[list[Any], list[str], list[int], list[str], list[Any]]:
+        ids, types, versions, datas, times = [], [], [], [], []
+        for event in events:
+            tag = tag_of(type(event.payload))
+            if not self._registry.is_known(tag):
+                raise ContractViolationError(f"event type {tag!r} is not registered")
+            if event.occurred_at.tzinfo is None:
+                raise ContractViolationError("occurred_at must be timezone-aware (UTC)")
+            ids.append(event.event_id)
+            types.append(tag)
+            versions.append(parse_tag(tag).version)
+            datas.append(self._registry.encode(event.payload).decode())
+            times.append(event.occurred_at)
+        return ids, types, versions, datas, times
+
+    async def _append(
+        self,
+        tenant_id: str,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int | None,
+        metadata: Metadata,
+    ) -> AppendResult:
+        _check_stream_id(stream_id)
+        if not events:
+            raise ContractViolationError("an append needs at least one event")
+        if len(events) > MAX_EVENTS_PER_APPEND:
+            raise ContractViolationError(f"at most {MAX_EVENTS_PER_APPEND} events per append")
+        if expected_version is not None and expected_version < 0:
+            raise ContractViolationError("expected version must be >= 0")
+        ids, types, versions, datas, times = self._encode_batch(events)
+        meta = self._metadata_encoder.encode(metadata).decode()
+        key = metadata.idempotency_key
+        for _ in range(_ANY_VERSION_RETRIES):
+            try:
+                rows = await self._pool.fetch(
+                    self._append_sql, tenant_id, stream_id, key, expected_version,
+                    ids, types, versions, datas, meta, times,
+                )  # fmt: skip
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name == "events_stream_version" and expected_version is None:
+                    continue  # lost a race without an expectation: take the new version and try again
+                if exc.constraint_name == "events_stream_version":
+                    raise ConcurrencyConflictError(
+                        f"stream {stream_id!r} was written concurrently (expected version {expected_version})",
+                        stream_id=stream_id, expected=expected_version, actual=None,
+                    ) from None  # fmt: skip
+                raise ContractViolationError(f"duplicate event id in append to {stream_id!r}") from exc
+            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+                raise InfrastructureError(f"PostgreSQL is unavailable: {exc}") from exc
+            return self._append_result(rows, stream_id, expected_version, key, tenant_id)
+        raise ConcurrencyConflictError(
+            f"stream {stream_id!r} is too contended to append to",
+            stream_id=stream_id, expected=expected_version, actual=None,
+        )  # fmt: skip
+
+    def _append_result(
+        self, rows: list[asyncpg.Record], stream_id: str, expected: int | None, key: str | None, tenant: str
+    ) -> AppendResult:
+        first = rows[0]
+        if first["prior_first"] is not None:
+            if first["prior_stream"] != stream_id:
+                raise IdempotencyKeyReusedError(
+                    f"idempotency key {key!r} was already used for stream {first['prior_stream']!r}",
+                    stream_id=stream_id,
+                )
+            return AppendResult(
+                stream_id=stream_id, first_version=first["prior_first"], last_version=first["prior_last"],
+                deduplicated=True,
+            )  # fmt: skip
+        if first["global_position"] is None:
+            current = first["current_version"]
+            if expected is not None and current != expected:
+                raise ConcurrencyConflictError(
+                    f"stream {stream_id!r} is at version {current}, not {expected}",
+                    stream_id=stream_id, expected=expected, actual=current,
+                )  # fmt: skip
+            # The version matched but nothing was inserted: the same idempotency key is being committed
+            # by a concurrent request right now, which won. Our request is its duplicate.
+            return AppendResult(stream_id=stream_id, first_version=current, last_version=current, deduplicated=True)
+        self.appended.set()
+        return AppendResult(
+            stream_id=stream_id,
+            first_version=first["version"],
+            last_version=rows[-1]["version"],
+            positions=tuple(Position(r["tx_id"], r["global_position"]) for r in rows),
+        )
+
+    async def _read_stream(self, tenant_id: str, stream_id: str, after_version: int) -> list[RecordedEvent]:
+        rows = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM events WHERE tenant_id = $1 AND stream_id = $2 AND version > $3 "
+            "ORDER BY version",
+            tenant_id,
+            stream_id,
+            after_version,
+        )
+        return [self._decode(row) for row in rows]
+
+    async def _stream_version(self, tenant_id: str, stream_id: str) -> int:
+        value = await self._pool.fetchval(
+            "SELECT coalesce(max(version), 0) FROM events WHERE tenant_id = $1 AND stream_id = $2",
+            tenant_id,
+            stream_id,
+        )
+        return int(value)
+
+    async def _read_after(
+        self,
+        tenant_id: str,
+        after: Position,
+        limit: int,
+        types: Sequence[str] | None,
+        stream_id: str | None,
+    ) -> list[RecordedEvent]:
+        rows = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM events WHERE tenant_id = $1 "
+            "AND (tx_id, global_position) > ($2::text::xid8, $3) "
+            f"AND {_HORIZON} AND ($4::text[] IS NULL OR type = ANY($4::text[])) "
+            "AND ($5::text IS NULL OR stream_id = $5) "
+            "ORDER BY tx_id, global_position LIMIT $6",
+            tenant_id,
+            str(after.tx_id),
+            after.global_position,
+            list(types) if types is not None else None,
+            stream_id,
+            limit,
+        )
+        return [self._decode(row) for row in rows]
+
+
+class PostgresTenantStore:
+    """The store as one tenant sees it: every statement carries ``tenant_id = $1``."""
+
+    def __init__(self, store: PostgresEventStore, tenant_id: str) -> None:
+        self._store = store
+        self._tenant_id = tenant_id
+
+    @property
+    def tenant_id(self) -> str:
+        return self._tenant_id
+
+    async def append(
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        *,
+        expected_version: int | None,
+        metadata: Metadata,
+    ) -> AppendResult:
+        return await self._store._append(self._tenant_id, stream_id, events, expected_version, metadata)  # noqa: SLF001
+
+    async def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[RecordedEvent]:
+        return await self._store._read_stream(self._tenant_id, stream_id, after_version)  # noqa: SLF001
+
+    async def stream_version(self, stream_id: str) -> int:
+        return await self._store._stream_version(self._tenant_id, stream_id)  # noqa: SLF001
+
+    async def read_after(
+        self,
+        after: Position,
+        *,
+        limit: int = 1000,
+        types: Sequence[str] | None = None,
+        stream_id: str | None = None,
+    ) -> list[RecordedEvent]:
+        return await self._store._read_after(self._tenant_id, after, limit, types, stream_id)  # noqa: SLF001
+
+
+def _check_stream_id(stream_id: str) -> None:
+    if not stream_id or len(stream_id) > MAX_STREAM_ID_LENGTH:
+        raise ContractViolationError(f"stream id must be 1..{MAX_STREAM_ID_LENGTH} characters")
+    category, _, key = stream_id.partition("-")
+    if not key or not is_slug(category_of(stream_id)) or not key.isprintable():
+        raise ContractViolationError(f"stream id {stream_id!r} is not '<category>-<id>'")
+    del category
