@@ -33,9 +33,10 @@ class Runtime:
 
     @classmethod
     async def open(cls, settings: Settings) -> Runtime:
-        handle = None
-        dsn = settings.database_url
-        if dsn is None:
+        handle: Any = None
+        if settings.database_url is not None:
+            dsn = settings.database_url
+        else:
             from services.shared.embedded import start_embedded_postgres  # noqa: PLC0415
 
             dsn, handle = await asyncio.to_thread(start_embedded_postgres, settings.home)

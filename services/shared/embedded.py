@@ -22,10 +22,10 @@ def start_embedded_postgres(home: Path) -> tuple[str, Any]:
     data.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        import pgserver  # noqa: PLC0415 - heavy; only the embedded mode needs it
+        from pgserver.postgres_server import get_server  # noqa: PLC0415 - heavy; embedded mode only
 
         try:
-            server = pgserver.get_server(data, cleanup_mode="stop")
+            server = get_server(data, cleanup_mode="stop")
         except Exception as exc:  # pgserver raises plain exceptions from pg_ctl/initdb
             raise InfrastructureError(f"embedded PostgreSQL failed to start in {data}: {exc}") from exc
     dsn = str(server.get_uri())

@@ -1,5 +1,6 @@
 """The event-store port. Every call that returns events is scoped to one tenant, except the global
-feed, which only infrastructure followers (the relay and the projector runtime) use."""
+feed, which only infrastructure followers (the relay and the projector runtime) use.
+"""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ class TenantEventStore(Protocol):
         types: Sequence[str] | None = None,
         stream_id: str | None = None,
     ) -> list[RecordedEvent]:
-        """This tenant's committed events after ``after`` in commit-safe order."""
+        """The tenant's committed events after ``after`` in commit-safe order."""
         ...
 
 

@@ -132,11 +132,10 @@ class PostgresEventStore:
         return self._pool
 
     async def migrate(self) -> None:
-        async with self._pool.acquire() as conn:
-            # Serialise concurrent starts: CREATE ... IF NOT EXISTS is not safe against itself.
-            async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(7061766574)")
-                await conn.execute(_load_schema())
+        # Serialise concurrent starts: CREATE ... IF NOT EXISTS is not safe against itself.
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(7061766574)")
+            await conn.execute(_load_schema())
 
     async def close(self) -> None:
         await self._pool.close()
@@ -173,9 +172,7 @@ class PostgresEventStore:
 
     # -- used by the tenant view ----------------------------------------------------------------
 
-    def _encode_batch(
-        self, events: Sequence[NewEvent]
-    ) -> tuple[list[Any], list[str], list[int], list[str], list[Any]]:
+    def _encode_batch(self, events: Sequence[NewEvent]) -> tuple[list[Any], list[str], list[int], list[str], list[Any]]:
         ids, types, versions, datas, times = [], [], [], [], []
         for event in events:
             tag = tag_of(type(event.payload))
@@ -265,8 +262,7 @@ class PostgresEventStore:
 
     async def _read_stream(self, tenant_id: str, stream_id: str, after_version: int) -> list[RecordedEvent]:
         rows = await self._pool.fetch(
-            f"SELECT {_COLUMNS} FROM events WHERE tenant_id = $1 AND stream_id = $2 AND version > $3 "
-            "ORDER BY version",
+            f"SELECT {_COLUMNS} FROM events WHERE tenant_id = $1 AND stream_id = $2 AND version > $3 ORDER BY version",
             tenant_id,
             stream_id,
             after_version,
@@ -324,13 +320,13 @@ class PostgresTenantStore:
         expected_version: int | None,
         metadata: Metadata,
     ) -> AppendResult:
-        return await self._store._append(self._tenant_id, stream_id, events, expected_version, metadata)  # noqa: SLF001
+        return await self._store._append(self._tenant_id, stream_id, events, expected_version, metadata)
 
     async def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[RecordedEvent]:
-        return await self._store._read_stream(self._tenant_id, stream_id, after_version)  # noqa: SLF001
+        return await self._store._read_stream(self._tenant_id, stream_id, after_version)
 
     async def stream_version(self, stream_id: str) -> int:
-        return await self._store._stream_version(self._tenant_id, stream_id)  # noqa: SLF001
+        return await self._store._stream_version(self._tenant_id, stream_id)
 
     async def read_after(
         self,
@@ -340,7 +336,7 @@ class PostgresTenantStore:
         types: Sequence[str] | None = None,
         stream_id: str | None = None,
     ) -> list[RecordedEvent]:
-        return await self._store._read_after(self._tenant_id, after, limit, types, stream_id)  # noqa: SLF001
+        return await self._store._read_after(self._tenant_id, after, limit, types, stream_id)
 
 
 def _check_stream_id(stream_id: str) -> None:

@@ -1,0 +1,1 @@
+"""Tenancy: tenants, orgs, projects and environments."""
