@@ -47,6 +47,10 @@ class TenantEventStore(Protocol):
 
     async def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[RecordedEvent]: ...
 
+    async def find_command(self, idempotency_key: str) -> AppendResult | None:
+        """The result of an earlier append made with this idempotency key, if any (``deduplicated=True``)."""
+        ...
+
     async def stream_version(self, stream_id: str) -> int: ...
 
     async def read_after(

@@ -269,6 +269,22 @@ class PostgresEventStore:
         )
         return [self._decode(row) for row in rows]
 
+    async def _find_command(self, tenant_id: str, idempotency_key: str) -> AppendResult | None:
+        row = await self._pool.fetchrow(
+            "SELECT stream_id, first_version, last_version FROM command_log "
+            "WHERE tenant_id = $1 AND idempotency_key = $2",
+            tenant_id,
+            idempotency_key,
+        )
+        if row is None:
+            return None
+        return AppendResult(
+            stream_id=row["stream_id"],
+            first_version=row["first_version"],
+            last_version=row["last_version"],
+            deduplicated=True,
+        )
+
     async def _stream_version(self, tenant_id: str, stream_id: str) -> int:
         value = await self._pool.fetchval(
             "SELECT coalesce(max(version), 0) FROM events WHERE tenant_id = $1 AND stream_id = $2",
@@ -324,6 +340,9 @@ class PostgresTenantStore:
 
     async def read_stream(self, stream_id: str, *, after_version: int = 0) -> list[RecordedEvent]:
         return await self._store._read_stream(self._tenant_id, stream_id, after_version)
+
+    async def find_command(self, idempotency_key: str) -> AppendResult | None:
+        return await self._store._find_command(self._tenant_id, idempotency_key)
 
     async def stream_version(self, stream_id: str) -> int:
         return await self._store._stream_version(self._tenant_id, stream_id)
