@@ -28,6 +28,7 @@ class Runtime:
     settings: Settings
     store: PostgresEventStore
     _embedded_handle: Any = None
+    extra_probes: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -42,6 +43,17 @@ class Runtime:
             dsn, handle = await asyncio.to_thread(start_embedded_postgres, settings.home)
         store = await PostgresEventStore.connect(dsn)
         return cls(settings=settings, store=store, _embedded_handle=handle)
+
+    @classmethod
+    async def open_with_workers(cls, settings: Settings) -> Runtime:
+        """Open the runtime and start the workers this process runs in its mode (see module docstring)."""
+        return await cls.open(settings)
+
+    def readiness_probes(self) -> dict[str, Callable[[], Awaitable[None]]]:
+        """What /readyz checks: the store always, NATS when the process is connected to it."""
+        probes: dict[str, Callable[[], Awaitable[None]]] = {"store": self.store.ping}
+        probes.update(self.extra_probes)
+        return probes
 
     def start_worker(self, name: str, worker: Worker) -> None:
         async def supervised() -> None:

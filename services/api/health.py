@@ -1,0 +1,33 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Response, get
+
+from services.runtime import Runtime
+from services.shared.errors import InfrastructureError
+
+
+class Health(msgspec.Struct, frozen=True, kw_only=True):
+    status: str
+    checks: dict[str, str] = {}
+
+
+@get("/healthz", summary="The process is up", tags=["health"])
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@get("/readyz", summary="The store (and NATS, when configured) answer", tags=["health"])
+async def readyz(runtime: Runtime) -> Response[Health]:
+    checks: dict[str, str] = {}
+    ready = True
+    for name, probe in runtime.readiness_probes().items():
+        try:
+            await probe()
+            checks[name] = "ok"
+        except InfrastructureError as exc:
+            checks[name] = exc.message
+            ready = False
+    return Response(Health(status="ok" if ready else "unavailable", checks=checks), status_code=200 if ready else 503)
