@@ -92,7 +92,7 @@ class EventRegistry:
         body = data.encode() if isinstance(data, str) else data
         try:
             event: Event = decoder.decode(_with_tag(tag, body))
-        except msgspec.ValidationError as exc:
+        except msgspec.DecodeError as exc:  # ValidationError (wrong shape) is a subclass; plain DecodeError is bad JSON
             raise EventDecodeError(f"{tag}: {exc}") from exc
         while (step := self._upcasters.get(tag_of(type(event)))) is not None:
             event = step[1](event)
