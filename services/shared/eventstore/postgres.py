@@ -9,6 +9,7 @@ and checkpoint by ``(tx_id, global_position)``. No row can ever appear behind su
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
@@ -30,7 +31,16 @@ from services.shared.eventstore.port import AppendResult
 
 MAX_EVENTS_PER_APPEND = 10_000
 MAX_STREAM_ID_LENGTH = 200
-_ANY_VERSION_RETRIES = 8
+MAX_IDEMPOTENCY_KEY_LENGTH = 200
+_MAX_VERSION = 2**31 - 1  # the version column is an integer
+_ANY_VERSION_RETRIES = 100
+_RETRY_BACKOFF_S = 0.0005
+_UNAVAILABLE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,  # the server is shutting down, restarting or starting up
+)
 
 NOTIFY_CHANNEL = "lockgate_events"
 
@@ -195,38 +205,55 @@ class PostgresEventStore:
         expected_version: int | None,
         metadata: Metadata,
     ) -> AppendResult:
-        _check_stream_id(stream_id)
-        if not events:
-            raise ContractViolationError("an append needs at least one event")
-        if len(events) > MAX_EVENTS_PER_APPEND:
-            raise ContractViolationError(f"at most {MAX_EVENTS_PER_APPEND} events per append")
-        if expected_version is not None and expected_version < 0:
-            raise ContractViolationError("expected version must be >= 0")
-        ids, types, versions, datas, times = self._encode_batch(events)
-        meta = self._metadata_encoder.encode(metadata).decode()
+        _check_append(stream_id, events, expected_version, metadata.idempotency_key)
+        try:
+            ids, types, versions, datas, times = self._encode_batch(events)
+            meta = self._metadata_encoder.encode(metadata).decode()
+        except UnicodeEncodeError as exc:  # lone surrogates cannot be stored as UTF-8
+            raise ContractViolationError(f"event or metadata text is not valid Unicode: {exc}") from None
         key = metadata.idempotency_key
-        for _ in range(_ANY_VERSION_RETRIES):
+        for attempt in range(_ANY_VERSION_RETRIES):
             try:
                 rows = await self._pool.fetch(
                     self._append_sql, tenant_id, stream_id, key, expected_version,
                     ids, types, versions, datas, meta, times,
                 )  # fmt: skip
+                if key is not None and _lost_to_a_concurrent_duplicate(rows, expected_version):
+                    prior = await self._concurrent_duplicate(tenant_id, stream_id, key)
+                    if prior is None:
+                        continue  # the other request rolled back after all: try again
+                    return prior
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name == "events_stream_version" and expected_version is None:
-                    continue  # lost a race without an expectation: take the new version and try again
+                    # Lost a race without an expectation: take the new version and try again, with a small
+                    # random back-off so that writers hammering one stream do not keep colliding.
+                    await asyncio.sleep(random.random() * _RETRY_BACKOFF_S * min(attempt, 20))  # noqa: S311
+                    continue
                 if exc.constraint_name == "events_stream_version":
                     raise ConcurrencyConflictError(
                         f"stream {stream_id!r} was written concurrently (expected version {expected_version})",
                         stream_id=stream_id, expected=expected_version, actual=None,
                     ) from None  # fmt: skip
                 raise ContractViolationError(f"duplicate event id in append to {stream_id!r}") from exc
-            except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+            except asyncpg.DataError as exc:  # e.g. a NUL character, which PostgreSQL text cannot hold
+                raise ContractViolationError(f"append to {stream_id!r} cannot be stored: {exc}") from None
+            except _UNAVAILABLE as exc:
                 raise InfrastructureError(f"PostgreSQL is unavailable: {exc}") from exc
             return self._append_result(rows, stream_id, expected_version, key, tenant_id)
         raise ConcurrencyConflictError(
             f"stream {stream_id!r} is too contended to append to",
             stream_id=stream_id, expected=expected_version, actual=None,
         )  # fmt: skip
+
+    async def _concurrent_duplicate(self, tenant_id: str, stream_id: str, key: str) -> AppendResult | None:
+        """The command that a concurrent request with the same key committed while ours ran (read now that it
+        has committed); refused if it was for another stream. None if it rolled back after all."""
+        prior = await self._find_command(tenant_id, key)
+        if prior is not None and prior.stream_id != stream_id:
+            raise IdempotencyKeyReusedError(
+                f"idempotency key {key!r} was already used for stream {prior.stream_id!r}", stream_id=stream_id
+            )
+        return prior
 
     def _append_result(
         self, rows: list[asyncpg.Record], stream_id: str, expected: int | None, key: str | None, tenant: str
@@ -249,9 +276,8 @@ class PostgresEventStore:
                     f"stream {stream_id!r} is at version {current}, not {expected}",
                     stream_id=stream_id, expected=expected, actual=current,
                 )  # fmt: skip
-            # The version matched but nothing was inserted: the same idempotency key is being committed
-            # by a concurrent request right now, which won. Our request is its duplicate.
-            return AppendResult(stream_id=stream_id, first_version=current, last_version=current, deduplicated=True)
+            msg = f"append to {stream_id!r} wrote nothing"  # unreachable: see _lost_to_a_concurrent_duplicate
+            raise AssertionError(msg)
         self.appended.set()
         return AppendResult(
             stream_id=stream_id,
@@ -356,6 +382,29 @@ class PostgresTenantStore:
         stream_id: str | None = None,
     ) -> list[RecordedEvent]:
         return await self._store._read_after(self._tenant_id, after, limit, types, stream_id)
+
+
+def _check_append(stream_id: str, events: Sequence[NewEvent], expected_version: int | None, key: str | None) -> None:
+    _check_stream_id(stream_id)
+    if not events:
+        raise ContractViolationError("an append needs at least one event")
+    if len(events) > MAX_EVENTS_PER_APPEND:
+        raise ContractViolationError(f"at most {MAX_EVENTS_PER_APPEND} events per append")
+    if expected_version is not None and not 0 <= expected_version <= _MAX_VERSION:
+        raise ContractViolationError(f"expected version must be between 0 and {_MAX_VERSION}")
+    if key is not None and len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise ContractViolationError(f"an idempotency key has at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters")
+
+
+def _lost_to_a_concurrent_duplicate(rows: list[asyncpg.Record], expected: int | None) -> bool:
+    """The version matched and no earlier command had the key, yet nothing was inserted: the key's insert met a
+    concurrent request with the same key (ON CONFLICT DO NOTHING), which committed first."""
+    first = rows[0]
+    return (
+        first["prior_first"] is None
+        and first["global_position"] is None
+        and (expected is None or first["current_version"] == expected)
+    )
 
 
 def _check_stream_id(stream_id: str) -> None:
