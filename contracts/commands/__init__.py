@@ -1,0 +1,1 @@
+"""Commands, one module per context. Commands are intentions; they are never stored."""

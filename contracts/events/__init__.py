@@ -1,0 +1,8 @@
+"""Event types, one module per context. Importing this package registers every context's events in
+``contracts.registry.REGISTRY``, so that a process that reads the store can decode all of them."""
+
+from __future__ import annotations
+
+from contracts.events import tenancy
+
+__all__ = ["tenancy"]
