@@ -1,0 +1,1 @@
+"""The tenancy read model: tenants, orgs, projects and environments, tenant-scoped."""
