@@ -37,6 +37,7 @@ _URL_PATH = re.compile(r"/?[A-Za-z0-9._~+@/-]{1,1000}")
 _SCP_LIKE = re.compile(r"(?P<user>[A-Za-z0-9._-]{1,64})@(?P<host>[^:/]{1,253}):(?P<path>[^:]{1,1000})")
 _SSH_USER = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _GIT_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
+_URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s@:]*:[^/\s@]+@")
 _PATH_FORBIDDEN = frozenset("`$;&|<>\"'\\*?!{}[]()\n\r\t")
 
 _SECRET_WORDS = (
@@ -252,6 +253,11 @@ def check_target(target: Mapping[str, TargetValue]) -> dict[str, TargetValue]:
             if len(value) > TARGET_VALUE_MAX or _has_control(value):
                 raise ContractViolationError(
                     f"target setting {key!r} must be at most {TARGET_VALUE_MAX} characters without control characters",
+                    field=f"target.{key}",
+                )
+            if _URL_WITH_PASSWORD.search(value):
+                raise ContractViolationError(
+                    f"target setting {key!r} holds a URL with a password; reference a secret instead",
                     field=f"target.{key}",
                 )
             if "-----BEGIN" in value:

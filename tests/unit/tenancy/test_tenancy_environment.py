@@ -159,6 +159,18 @@ def test_a_pem_key_in_a_target_value_is_refused() -> None:
         check_target({"extra": "-----BEGIN PRIVATE KEY-----\\nMII..."})
 
 
+def test_a_url_with_a_password_in_a_target_value_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ContractViolationError, match="holds a URL with a password") as info:
+        check_target({"dsn": "postgresql://etl:s3cr3t@db.internal:5432/analytics"})
+    assert "s3cr3t" not in info.value.message
+
+
+def test_a_url_without_a_password_is_an_ordinary_value() -> None:
+    assert check_target({"host_url": "https://acme.snowflakecomputing.com"}) == {
+        "host_url": "https://acme.snowflakecomputing.com"
+    }
+
+
 @pytest.mark.parametrize(
     ("target", "match"),
     [
