@@ -40,6 +40,7 @@ _UNAVAILABLE = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     asyncpg.exceptions.OperatorInterventionError,  # the server is shutting down, restarting or starting up
+    asyncpg.InternalClientError,  # a connection the server just killed: "another operation is in progress"
 )
 
 NOTIFY_CHANNEL = "lockgate_events"
