@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Sequence
+from contextvars import ContextVar
 from importlib import resources
 from typing import Any
 
@@ -44,6 +45,26 @@ _UNAVAILABLE = (
 )
 
 NOTIFY_CHANNEL = "lockgate_events"
+
+_OWN_STATEMENT: ContextVar[bool] = ContextVar("lockgate_store_own_statement", default=False)
+"""True while the store runs one of its own single, autocommitted statements on a pool connection."""
+
+
+async def _reset_after_foreign_use(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release. asyncpg's default sends ``RESET ALL; UNLISTEN *; ...`` on every release: one
+    more round trip per append. The store's own statements leave no session state behind (no SET, LISTEN, cursor,
+    session lock or open transaction), so the reset query is skipped for them; any other use of a pool connection
+    (a LISTEN, an advisory lock, a transaction) still gets asyncpg's full reset."""
+    if not _OWN_STATEMENT.get():
+        query = conn.get_reset_query()
+        if query:
+            await conn.execute(query)
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A connection pool for the store (see ``_reset_after_foreign_use``)."""
+    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, reset=_reset_after_foreign_use)
+
 
 _COLUMNS = """event_id, type, schema_version, stream_id, version, tx_id::text::bigint AS tx_id,
     global_position, tenant_id, metadata::text AS metadata, occurred_at, recorded_at, data::text AS data"""
@@ -130,7 +151,7 @@ class PostgresEventStore:
         cls, dsn: str, *, min_size: int = 1, max_size: int = 10, migrate: bool = True, notify: bool = True
     ) -> PostgresEventStore:
         try:
-            pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+            pool = await create_pool(dsn, min_size=min_size, max_size=max_size)
         except (OSError, asyncpg.PostgresError) as exc:
             raise InfrastructureError(f"cannot connect to PostgreSQL: {exc}") from exc
         store = cls(pool, notify=notify)
@@ -215,7 +236,7 @@ class PostgresEventStore:
         key = metadata.idempotency_key
         for attempt in range(_ANY_VERSION_RETRIES):
             try:
-                rows = await self._pool.fetch(
+                rows = await self._own_fetch(
                     self._append_sql, tenant_id, stream_id, key, expected_version,
                     ids, types, versions, datas, meta, times,
                 )  # fmt: skip
@@ -245,6 +266,14 @@ class PostgresEventStore:
             f"stream {stream_id!r} is too contended to append to",
             stream_id=stream_id, expected=expected_version, actual=None,
         )  # fmt: skip
+
+    async def _own_fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        """Run one of the store's own single statements: no reset round trip on release."""
+        own = _OWN_STATEMENT.set(True)
+        try:
+            return await self._pool.fetch(sql, *args)
+        finally:
+            _OWN_STATEMENT.reset(own)
 
     async def _concurrent_duplicate(self, tenant_id: str, stream_id: str, key: str) -> AppendResult | None:
         """The command that a concurrent request with the same key committed while ours ran (read now that it
