@@ -678,3 +678,41 @@ async def eventually(read: Callable[[], Awaitable[T]], ok: Callable[[T], bool], 
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"condition not met within {timeout}s; last value: {value!r}")
         await asyncio.sleep(0.01)
+
+
+# -- the store's connection pool -------------------------------------------------------------------
+
+
+async def test_the_pool_resets_a_connection_after_any_use_but_the_stores_own_statements(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resets: list[int] = []
+    original = asyncpg.Connection.get_reset_query
+
+    def counting(self: asyncpg.Connection) -> str:
+        resets.append(1)
+        return original(self)
+
+    monkeypatch.setattr(asyncpg.Connection, "get_reset_query", counting)
+    connected = await PostgresEventStore.connect(pg_url, min_size=1, max_size=1, migrate=False)
+    store = PostgresEventStore(connected.pool, registry=REGISTRY)
+    try:
+        tenant = store.for_tenant("acme")
+        await tenant.append("cart-1", batch(1), expected_version=NO_STREAM, metadata=meta())
+        with pytest.raises(ConcurrencyConflictError):
+            await tenant.append("cart-1", batch(1), expected_version=NO_STREAM, metadata=meta())
+        assert resets == [], "an append paid for a reset round trip"
+
+        # Any other use of a pool connection still gets asyncpg's full reset: nothing leaks to the next user,
+        # also right after an append that failed inside the store.
+        for leak in ("SET application_name = 'leaky'", "LISTEN somewhere", "SELECT pg_advisory_lock(42)"):
+            async with store.pool.acquire() as conn:
+                await conn.execute(leak)
+            async with store.pool.acquire() as conn:
+                assert await conn.fetchval("SHOW application_name") != "leaky"
+                assert await conn.fetchval("SELECT count(*) FROM pg_listening_channels()") == 0
+                mine = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+                assert await conn.fetchval(mine) == 0
+        assert len(resets) == 6
+    finally:
+        await store.close()
