@@ -188,7 +188,9 @@ class PostgresEventStore:
     async def read_all(self, after: Position, *, limit: int = 1000) -> list[RecordedEvent]:
         rows = await self._pool.fetch(
             f"SELECT {_COLUMNS} FROM events WHERE (tx_id, global_position) > ($1::text::xid8, $2) "
-            f"AND {_HORIZON} ORDER BY tx_id, global_position LIMIT $3",
+            # Qualified: a bare ``tx_id`` in ORDER BY names the output alias (tx_id::text::bigint), which no
+            # index serves, so every page would sort the whole table. ``events.tx_id`` is the indexed xid8.
+            f"AND {_HORIZON} ORDER BY events.tx_id, events.global_position LIMIT $3",
             str(after.tx_id),
             after.global_position,
             limit,
