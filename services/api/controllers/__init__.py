@@ -4,4 +4,7 @@ from __future__ import annotations
 
 from litestar.types import ControllerRouterHandler
 
-CONTROLLERS: list[ControllerRouterHandler] = []
+from services.api.controllers.events import EventController
+from services.api.controllers.tenancy import TENANCY_CONTROLLERS
+
+CONTROLLERS: list[ControllerRouterHandler] = [*TENANCY_CONTROLLERS, EventController]

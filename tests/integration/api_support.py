@@ -1,0 +1,74 @@
+"""Shared set-up of the API tests: the real app on a private database, two tenants, bearer tokens.
+
+The runtime is opened inside the app's lifespan (the test client runs the app in its own event loop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from services.api.app import create_app
+from services.bootstrap import ensure_tenant
+from services.runtime import Runtime
+from services.shared.auth import ADMIN, VIEWER, Principal, TokenTable
+from services.shared.settings import Settings
+
+TOKENS = {
+    "acme-admin-token": Principal(subject="alice", display_name="Alice", tenant_id="acme", roles=(ADMIN,)),
+    "acme-viewer-token": Principal(subject="victor", display_name="Victor", tenant_id="acme", roles=(VIEWER,)),
+    "globex-admin-token": Principal(subject="gina", display_name="Gina", tenant_id="globex", roles=(ADMIN,)),
+}
+ADMIN_H = {"Authorization": "Bearer acme-admin-token"}
+VIEWER_H = {"Authorization": "Bearer acme-viewer-token"}
+GLOBEX_H = {"Authorization": "Bearer globex-admin-token"}
+PROBLEM = "application/problem+json"
+
+FOREIGN_DEPRECATIONS = [
+    # Litestar 2.25 deprecations in files the tenancy work does not own (services/api/health.py,
+    # services/api/deps.py); reported to the lead. Remove once those declare NamedDependency[...].
+    pytest.mark.filterwarnings("ignore:\\[paths='/readyz', handler='readyz'\\] Inferred dependency field"),
+    pytest.mark.filterwarnings("ignore:.*dependencies='command_context'\\] Inferred dependency field 'principal'"),
+]
+
+
+async def open_with_tenants(settings: Settings) -> Runtime:
+    runtime = await Runtime.open_with_workers(settings)
+    for tenant in ("acme", "globex"):
+        await ensure_tenant(runtime.store, tenant, tenant.title(), org_id="default", org_name="Default")
+    return runtime
+
+
+@asynccontextmanager
+async def api_client(pg_url: str) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    app = create_app(
+        Settings(database_url=pg_url, dev_principal=False),
+        tokens=TokenTable(TOKENS),
+        open_runtime=open_with_tenants,
+    )
+    async with AsyncTestClient(app) as client:
+        yield client
+
+
+def project_body(project_id: str = "shop", **changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"project_id": project_id, "name": "Shop", "repository": "/srv/dbt/shop"}
+    body.update(changes)
+    return body
+
+
+def env_body(environment_id: str = "prod", **changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "environment_id": environment_id,
+        "name": "Production",
+        "adapter_type": "snowflake",
+        "target": {"database": "ANALYTICS", "warehouse": "TRANSFORM", "threads": 8},
+        "secrets": {"password": {"secret_id": "vault:kv/dbt/prod", "fingerprint": "sha256:" + "ab" * 32}},
+        "production": True,
+    }
+    body.update(changes)
+    return body
