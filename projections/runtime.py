@@ -9,8 +9,12 @@ from __future__ import annotations
 from typing import Protocol
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from contracts.envelope import RecordedEvent
+
+Connection = asyncpg.Connection | PoolConnectionProxy
+"""What ``apply`` receives: a plain connection or one lent by a pool, inside the runner's transaction."""
 
 
 class Projector(Protocol):
@@ -31,6 +35,6 @@ class Projector(Protocol):
         """Tables a replay empties before rebuilding from position 0."""
         ...
 
-    async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> None:
+    async def apply(self, conn: Connection, event: RecordedEvent) -> None:
         """Apply one event; events this projector does not handle are ignored."""
         ...

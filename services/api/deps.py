@@ -9,6 +9,7 @@ from typing import Any
 
 from litestar import Request
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 
 from services.runtime import Runtime
 from services.shared.auth import Principal, TokenTable, dev_principal
@@ -16,7 +17,7 @@ from services.shared.commands import CommandContext
 from services.shared.errors import ContractViolationError, UnauthenticatedError
 from services.shared.telemetry import current_traceparent
 
-_IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d{1,9})"?\s*$')
+_IF_MATCH = re.compile(r'^\s*(?:W/)?(?:"(\d{1,9})"|(\d{1,9}))\s*$')
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 
@@ -54,7 +55,7 @@ async def provide_principal(request: Request[Any, Any, Any], state: State) -> Pr
     raise UnauthenticatedError("authentication required")
 
 
-def provide_command_context(request: Request[Any, Any, Any], principal: Principal) -> CommandContext:
+def provide_command_context(request: Request[Any, Any, Any], principal: NamedDependency[Principal]) -> CommandContext:
     key = request.headers.get("idempotency-key")
     if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
         raise ContractViolationError("Idempotency-Key must be 1..200 printable ASCII characters")
@@ -75,4 +76,4 @@ def expected_version(request: Request[Any, Any, Any]) -> int | None:
     match = _IF_MATCH.fullmatch(header)
     if match is None:
         raise ContractViolationError(f"If-Match must be a stream version such as '\"3\"', got {header[:40]!r}")
-    return int(match.group(1))
+    return int(match.group(1) or match.group(2))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Response, get
+from litestar.di import NamedDependency
 
 from services.runtime import Runtime
 from services.shared.errors import InfrastructureError
@@ -20,7 +21,7 @@ async def healthz() -> Health:
 
 
 @get("/readyz", summary="The store (and NATS, when configured) answer", tags=["health"])
-async def readyz(runtime: Runtime) -> Response[Health]:
+async def readyz(runtime: NamedDependency[Runtime]) -> Response[Health]:
     checks: dict[str, str] = {}
     ready = True
     for name, probe in runtime.readiness_probes().items():

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -28,13 +27,6 @@ ADMIN_H = {"Authorization": "Bearer acme-admin-token"}
 VIEWER_H = {"Authorization": "Bearer acme-viewer-token"}
 GLOBEX_H = {"Authorization": "Bearer globex-admin-token"}
 PROBLEM = "application/problem+json"
-
-FOREIGN_DEPRECATIONS = [
-    # Litestar 2.25 deprecations in files the tenancy work does not own (services/api/health.py,
-    # services/api/deps.py); reported to the lead. Remove once those declare NamedDependency[...].
-    pytest.mark.filterwarnings("ignore:\\[paths='/readyz', handler='readyz'\\] Inferred dependency field"),
-    pytest.mark.filterwarnings("ignore:.*dependencies='command_context'\\] Inferred dependency field 'principal'"),
-]
 
 
 async def open_with_tenants(settings: Settings) -> Runtime:

@@ -11,9 +11,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.integration.api_support import ADMIN_H, FOREIGN_DEPRECATIONS, PROBLEM, api_client, env_body, project_body
-
-pytestmark = FOREIGN_DEPRECATIONS
+from tests.integration.api_support import ADMIN_H, PROBLEM, api_client, env_body, project_body
 
 BASE = "/api/tenants/acme"
 JSON_H = {**ADMIN_H, "Content-Type": "application/json"}

@@ -11,7 +11,6 @@ from litestar.testing import AsyncTestClient
 
 from tests.integration.api_support import (
     ADMIN_H,
-    FOREIGN_DEPRECATIONS,
     GLOBEX_H,
     PROBLEM,
     VIEWER_H,
@@ -19,8 +18,6 @@ from tests.integration.api_support import (
     env_body,
     project_body,
 )
-
-pytestmark = FOREIGN_DEPRECATIONS
 
 BASE = "/api/tenants/acme"
 

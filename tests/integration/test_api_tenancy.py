@@ -11,7 +11,6 @@ from litestar.testing import AsyncTestClient
 
 from tests.integration.api_support import (
     ADMIN_H,
-    FOREIGN_DEPRECATIONS,
     GLOBEX_H,
     PROBLEM,
     VIEWER_H,
@@ -21,8 +20,6 @@ from tests.integration.api_support import (
 )
 
 BASE = "/api/tenants/acme"
-
-pytestmark = FOREIGN_DEPRECATIONS
 
 
 @pytest.fixture
