@@ -70,6 +70,7 @@ def create_app(
             render_plugins=[JsonRenderPlugin()],
         ),
         debug=False,
+        logging_config=None,  # logging is configured once, by services.shared.telemetry
     )
     app.state.tokens = tokens or TokenTable({})
     return app

@@ -61,9 +61,7 @@ class CommandResult(msgspec.Struct, frozen=True, kw_only=True):
     """Position of the last event written, for read-your-writes waits."""
 
 
-async def load(
-    store: TenantEventStore, stream_id: str, initial: S, evolve: Callable[[S, Event], S]
-) -> Loaded[S]:
+async def load(store: TenantEventStore, stream_id: str, initial: S, evolve: Callable[[S, Event], S]) -> Loaded[S]:
     state, version = initial, 0
     for recorded in await store.read_stream(stream_id):
         state, version = evolve(state, recorded.payload), recorded.version
