@@ -11,6 +11,7 @@ from datetime import datetime
 
 import msgspec
 
+from contracts.base import parse_tag, tag_of
 from contracts.envelope import Metadata, Position, RecordedEvent
 from contracts.registry import REGISTRY, EventRegistry
 
@@ -55,10 +56,12 @@ _DECODER = msgspec.json.Decoder(WireEvent)
 
 
 def encode_wire(event: RecordedEvent, registry: EventRegistry = REGISTRY) -> bytes:
+    """Encode with the payload's own (current) tag: a stored v1 event read as v2 travels as v2."""
+    tag = tag_of(type(event.payload))
     wire = WireEvent(
         event_id=event.event_id,
-        type=event.type,
-        schema_version=event.schema_version,
+        type=tag,
+        schema_version=parse_tag(tag).version,
         stream_id=event.stream_id,
         version=event.version,
         tx_id=event.position.tx_id,

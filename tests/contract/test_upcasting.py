@@ -154,10 +154,6 @@ async def test_dropping_the_old_struct_makes_old_events_unreadable(pool: asyncpg
     assert info.value.tag == "lgtest.widget_renamed.v1"
 
 
-@pytest.mark.xfail(
-    reason="contracts/wire.py encode_wire sends the stored tag (v1) with the upcast payload (v2 shape); "
-    "a consumer then cannot decode it",
-)
 async def test_an_upcast_event_survives_the_wire(pool: asyncpg.Pool) -> None:
     await (
         PostgresEventStore(pool, registry=OLD)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
@@ -45,6 +45,7 @@ _UNAVAILABLE = (
 )
 
 NOTIFY_CHANNEL = "lockgate_events"
+T = TypeVar("T")
 
 _OWN_STATEMENT: ContextVar[bool] = ContextVar("lockgate_store_own_statement", default=False)
 """True while the store runs one of its own single, autocommitted statements on a pool connection."""
@@ -177,6 +178,19 @@ class PostgresEventStore:
             raise ContractViolationError(f"tenant id {tenant_id!r} is not a valid slug")
         return PostgresTenantStore(self, tenant_id)
 
+    async def _read(self, query: Callable[..., Awaitable[T]], sql: str, *args: Any) -> T:
+        """Run one of the store's own read statements (no reset round trip on release), translating driver
+        errors into the store's error hierarchy."""
+        own = _OWN_STATEMENT.set(True)
+        try:
+            return await query(sql, *args)
+        except _UNAVAILABLE as exc:
+            raise InfrastructureError(f"PostgreSQL is unavailable: {exc}") from exc
+        except asyncpg.DataError as exc:  # e.g. a NUL character or an out-of-range number in an argument
+            raise ContractViolationError(f"invalid argument: {exc}") from exc
+        finally:
+            _OWN_STATEMENT.reset(own)
+
     async def ping(self) -> None:
         try:
             await self._pool.fetchval("SELECT 1")
@@ -186,7 +200,8 @@ class PostgresEventStore:
     # -- global feed (infrastructure only) -------------------------------------------------------
 
     async def read_all(self, after: Position, *, limit: int = 1000) -> list[RecordedEvent]:
-        rows = await self._pool.fetch(
+        rows = await self._read(
+            self._pool.fetch,
             f"SELECT {_COLUMNS} FROM events WHERE (tx_id, global_position) > ($1::text::xid8, $2) "
             # Qualified: a bare ``tx_id`` in ORDER BY names the output alias (tx_id::text::bigint), which no
             # index serves, so every page would sort the whole table. ``events.tx_id`` is the indexed xid8.
@@ -198,9 +213,10 @@ class PostgresEventStore:
         return [self._decode(row) for row in rows]
 
     async def head(self) -> Position:
-        row = await self._pool.fetchrow(
+        row = await self._read(
+            self._pool.fetchrow,
             f"SELECT tx_id::text::bigint AS tx_id, global_position FROM events WHERE {_HORIZON} "
-            "ORDER BY tx_id DESC, global_position DESC LIMIT 1"
+            "ORDER BY events.tx_id DESC, events.global_position DESC LIMIT 1",
         )
         return Position(0, 0) if row is None else Position(row["tx_id"], row["global_position"])
 
@@ -319,7 +335,8 @@ class PostgresEventStore:
         )
 
     async def _read_stream(self, tenant_id: str, stream_id: str, after_version: int) -> list[RecordedEvent]:
-        rows = await self._pool.fetch(
+        rows = await self._read(
+            self._pool.fetch,
             f"SELECT {_COLUMNS} FROM events WHERE tenant_id = $1 AND stream_id = $2 AND version > $3 ORDER BY version",
             tenant_id,
             stream_id,
@@ -328,7 +345,8 @@ class PostgresEventStore:
         return [self._decode(row) for row in rows]
 
     async def _find_command(self, tenant_id: str, idempotency_key: str) -> AppendResult | None:
-        row = await self._pool.fetchrow(
+        row = await self._read(
+            self._pool.fetchrow,
             "SELECT stream_id, first_version, last_version FROM command_log "
             "WHERE tenant_id = $1 AND idempotency_key = $2",
             tenant_id,
@@ -344,7 +362,8 @@ class PostgresEventStore:
         )
 
     async def _stream_version(self, tenant_id: str, stream_id: str) -> int:
-        value = await self._pool.fetchval(
+        value = await self._read(
+            self._pool.fetchval,
             "SELECT coalesce(max(version), 0) FROM events WHERE tenant_id = $1 AND stream_id = $2",
             tenant_id,
             stream_id,
@@ -359,12 +378,13 @@ class PostgresEventStore:
         types: Sequence[str] | None,
         stream_id: str | None,
     ) -> list[RecordedEvent]:
-        rows = await self._pool.fetch(
+        rows = await self._read(
+            self._pool.fetch,
             f"SELECT {_COLUMNS} FROM events WHERE tenant_id = $1 "
             "AND (tx_id, global_position) > ($2::text::xid8, $3) "
             f"AND {_HORIZON} AND ($4::text[] IS NULL OR type = ANY($4::text[])) "
             "AND ($5::text IS NULL OR stream_id = $5) "
-            "ORDER BY tx_id, global_position LIMIT $6",
+            "ORDER BY events.tx_id, events.global_position LIMIT $6",
             tenant_id,
             str(after.tx_id),
             after.global_position,

@@ -63,5 +63,10 @@ BEGIN
         CREATE TRIGGER command_log_append_only_rows BEFORE UPDATE OR DELETE ON command_log
             FOR EACH ROW EXECUTE FUNCTION lockgate_refuse_event_change();
     END IF;
+    -- Without its keys, retried commands would be appended again.
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'command_log_append_only_truncate') THEN
+        CREATE TRIGGER command_log_append_only_truncate BEFORE TRUNCATE ON command_log
+            FOR EACH STATEMENT EXECUTE FUNCTION lockgate_refuse_event_change();
+    END IF;
 END;
 $$;
