@@ -327,10 +327,15 @@ class JetStreamFeed:
             if batch.events:
                 await handler(batch.events)  # an exception propagates: nothing of this batch is acked
                 self.stats.delivered += len(batch.events)
-            for msg in batch.poisoned:
-                await msg.term()  # with AckAll, a term also settles every earlier message
-            if batch.top is not None and batch.top not in batch.poisoned:
-                await batch.top.ack()  # AckAll: settles every earlier message of the batch
+            try:
+                for msg in batch.poisoned:
+                    await msg.term()  # with AckAll, a term also settles every earlier message
+                if batch.top is not None and batch.top not in batch.poisoned:
+                    await batch.top.ack()  # AckAll: settles every earlier message of the batch
+            except NATS_UNAVAILABLE as exc:
+                # Handled and committed, but not acked: start over after it; the redelivery is skipped.
+                log.warning("feed %s: could not acknowledge (%s); recreating the consumer", name, exc)
+                batch.lost = True
             cursor.position, cursor.stream_seq = batch.position, batch.stream_seq
             if batch.lost:
                 return True

@@ -66,6 +66,8 @@ UNROUTABLE = "_invalid"
 # The store's tailing rule (services.shared.eventstore.postgres, DESIGN.md §2). The relay reads raw columns
 # instead of ``read_all`` so that it forwards the payload bytes as stored: no decode/re-encode on the hot path,
 # and an event type this process does not know (a newer writer) is still published rather than wedging it.
+# An event therefore travels under its stored tag with its stored payload; consumers upcast when they decode it
+# (``WireEvent.to_recorded``), as every reader of the store does.
 # ORDER BY names the columns qualified: a bare ``tx_id`` would be the bigint output alias, which no index serves.
 _READ_SQL = """
 SELECT event_id, type, schema_version, stream_id, version, tx_id::text::bigint AS tx_id, global_position,
@@ -429,6 +431,7 @@ class Relay:
                         )  # fmt: skip
                         window.rewind(publisher)
                         await failures.sleep(stop)
+                await self._drain(conn, window)
             finally:
                 window.rewind(publisher)
                 await publisher.close()
@@ -474,6 +477,11 @@ class Relay:
         if not window.in_flight:
             await wakeup.wait()
             return False
+        await self._settle_oldest(conn, window)
+        return True
+
+    async def _settle_oldest(self, conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record], window: _Window) -> None:
+        """Wait for every ack of the oldest batch in flight, then checkpoint its end."""
         batch = window.in_flight[0]
         duplicates = await batch.acks.wait(max(0.0, batch.deadline - time.monotonic()))
         window.in_flight.popleft()
@@ -485,7 +493,14 @@ class Relay:
         self.stats.published += batch.messages
         self.stats.duplicates += duplicates
         self.stats.unpublishable += batch.rows - batch.messages
-        return True
+
+    async def _drain(self, conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record], window: _Window) -> None:
+        """On a clean stop, checkpoint what is already on its way, so that the next leader re-sends less."""
+        try:
+            while window.in_flight:
+                await self._settle_oldest(conn, window)
+        except (PublishError, *NATS_UNAVAILABLE) as exc:
+            log.info("relay %s: stopping with batches unacknowledged (%s); they will be re-sent", self._name, exc)
 
     def _messages(self, rows: list[asyncpg.Record], after: Position) -> list[Outgoing]:
         messages: list[Outgoing] = []
