@@ -200,11 +200,6 @@ async def test_store_feed_wakes_on_an_append_of_this_process(es: PostgresEventSt
     assert await caught_up_latency(feed, es, lambda: append(es, 1)) < 1.0
 
 
-@pytest.mark.xfail(
-    reason="the store's append never NOTIFYs: the planner removes its LEFT JOIN to the `notified` CTE "
-    "(services/shared/eventstore/postgres.py; reported to its owner). Strict: passes once fixed, then drop this mark.",
-    strict=True,
-)
 async def test_store_feed_wakes_on_an_append_of_another_process(es: PostgresEventStore, pg_url: str) -> None:
     other = await open_store(pg_url)  # another pool, as another process: its appends do not set es.appended
     try:

@@ -96,14 +96,16 @@ WITH prior AS (
     RETURNING global_position, tx_id, version
 ){notify}
 SELECT c.v AS current_version, p.stream_id AS prior_stream, p.first_version AS prior_first,
-       p.last_version AS prior_last, i.global_position, i.tx_id::text::bigint AS tx_id, i.version
-FROM cur c LEFT JOIN prior p ON true LEFT JOIN ins i ON true {notify_join}
+       p.last_version AS prior_last, i.global_position, i.tx_id::text::bigint AS tx_id, i.version{notify_column}
+FROM cur c LEFT JOIN prior p ON true LEFT JOIN ins i ON true
 ORDER BY i.version
 """
 _NOTIFY_CTE = f""", notified AS (
     SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM (SELECT 1 FROM ins LIMIT 1) AS any_row
 )"""
-_NOTIFY_JOIN = "LEFT JOIN (SELECT count(*) FROM notified) AS n ON true"
+# A CTE without side effects runs only if referenced, and the planner drops an unused LEFT JOIN to it:
+# the scalar subquery in the select list is what makes PostgreSQL evaluate (and so send) the NOTIFY.
+_NOTIFY_COLUMN = ",\n       (SELECT count(*) FROM notified) AS notified"
 
 
 def _load_schema() -> str:
@@ -142,7 +144,7 @@ class PostgresEventStore:
         self._decode = _RowDecoder(registry)
         self._metadata_encoder = msgspec.json.Encoder()
         self._append_sql = _APPEND_SQL.format(
-            notify=_NOTIFY_CTE if notify else "", notify_join=_NOTIFY_JOIN if notify else ""
+            notify=_NOTIFY_CTE if notify else "", notify_column=_NOTIFY_COLUMN if notify else ""
         )
         self.appended = asyncio.Event()
         """Set after every append by this process: an in-process wake-up for followers."""
