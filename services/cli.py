@@ -369,33 +369,25 @@ def cmd_replay(args: argparse.Namespace) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
-    """``worker projector`` follows the store with every registered projector until SIGINT/SIGTERM.
-
-    Not wired yet (the lead wires them once services.shared.bus has them): ``worker relay`` and a projector
-    worker fed from NATS JetStream (``LOCKGATE_NATS_URL`` set).
-    """
+    """``worker relay`` publishes the store to NATS JetStream (needs LOCKGATE_NATS_URL); ``worker projector``
+    runs every registered projector, fed from JetStream when a NATS URL is set, else from the store."""
     settings: Settings = args.settings
-    if args.kind == "relay":
-        raise LockgateError(
-            "'lockgate worker relay' is not yet wired: services.shared.bus has no relay entry point yet"
-        )
-    if settings.nats_url is not None:
-        raise LockgateError(
-            "'lockgate worker projector' is not yet wired to NATS JetStream; unset LOCKGATE_NATS_URL to follow "
-            "the store directly"
-        )
-    from projections.registry import known_projectors  # noqa: PLC0415
-    from projections.runner import run_projectors  # noqa: PLC0415
-    from services.shared.bus.inprocess import StoreFeed  # noqa: PLC0415
+    if args.kind == "relay" and settings.nats_url is None:
+        raise BadInputError("'lockgate worker relay' publishes to NATS: set LOCKGATE_NATS_URL")
 
     async def work(runtime: Runtime) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        projectors = list(known_projectors())
-        sys.stderr.write(f"lockgate: projector worker running {[p.name for p in projectors]}; Ctrl-C stops it\n")
-        await run_projectors(projectors, runtime.store.pool, runtime.store, StoreFeed(runtime.store), stop)
+        if args.kind == "relay":
+            sys.stderr.write("lockgate: relay running; Ctrl-C stops it\n")
+            await runtime.run_relay(stop)
+            return
+        if settings.nats_url is not None:
+            await runtime.connect_nats()
+        sys.stderr.write("lockgate: projector worker running; Ctrl-C stops it\n")
+        await runtime.run_projectors(stop)
 
     _run(args, work)
 
@@ -415,16 +407,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     configure_logging(settings.log_level, json=settings.log_json)
 
-    async def open_runtime(current: Settings) -> Runtime:
-        runtime = await Runtime.open_with_workers(current)
-        try:
-            await bootstrap(runtime.store, current)
-        except BaseException:
-            await runtime.close()
-            raise
-        return runtime
-
-    app = create_app(settings, open_runtime=open_runtime)
+    app = create_app(settings)  # opens the runtime with its workers and the default tenant on startup
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 
 

@@ -1,8 +1,9 @@
 """The composition root: builds the store and the workers that one process runs, from Settings.
 
-Embedded default (no database URL): an embedded PostgreSQL under LOCKGATE_HOME, projectors fed in
-process straight from the store (the in-process feed). Distributed (database URL set): the API process
-only serves; ``lockgate worker relay|projector`` run the followers, connected through NATS JetStream.
+Embedded default (no NATS URL): projectors are fed in process straight from the store (the in-process
+feed, ADR 0003); with no database URL the store is an embedded PostgreSQL under LOCKGATE_HOME.
+Distributed (NATS URL set): the API process only serves (its reads catch up from the store themselves);
+``lockgate worker relay`` publishes to JetStream and ``lockgate worker projector`` consumes from it.
 """
 
 from __future__ import annotations
@@ -12,10 +13,17 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from nats.aio.client import Client as NatsClient  # a runtime import: litestar resolves Runtime's annotations
+
+import contracts.events  # noqa: F401 - registers every context's event types for decoding
+from services.shared.errors import InfrastructureError
 from services.shared.eventstore.postgres import PostgresEventStore
 from services.shared.settings import Settings
+
+if TYPE_CHECKING:
+    from services.shared.bus.port import EventFeed
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +35,16 @@ Worker = Callable[[asyncio.Event], Awaitable[None]]
 class Runtime:
     settings: Settings
     store: PostgresEventStore
-    _embedded_handle: Any = None
+    nats: NatsClient | None = None
     extra_probes: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
+    _embedded_handle: Any = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     async def open(cls, settings: Settings) -> Runtime:
+        """Open the store (starting the embedded PostgreSQL if no URL is configured). Starts no workers and
+        does not touch NATS: a command must succeed whether NATS is up or not."""
         handle: Any = None
         if settings.database_url is not None:
             dsn = settings.database_url
@@ -46,8 +57,69 @@ class Runtime:
 
     @classmethod
     async def open_with_workers(cls, settings: Settings) -> Runtime:
-        """Open the runtime and start the workers this process runs in its mode (see module docstring)."""
-        return await cls.open(settings)
+        """Open the runtime, create the default tenant and org if absent, and start what this process
+        runs in its mode: without NATS, every projector follows the store in process; with NATS, a
+        background connection whose state /readyz reports (the API starts, and takes commands, while NATS
+        is down)."""
+        from services.bootstrap import bootstrap  # noqa: PLC0415 - the composition root may import contexts
+
+        runtime = await cls.open(settings)
+        try:
+            await bootstrap(runtime.store, settings)
+            if settings.nats_url is None:
+                runtime.start_worker("projectors", runtime.run_projectors)
+            else:
+                runtime.extra_probes["nats"] = runtime._nats_probe
+                runtime.start_worker("nats-connect", runtime._connect_in_background)
+        except BaseException:
+            await runtime.close()
+            raise
+        return runtime
+
+    async def connect_nats(self) -> NatsClient:
+        from services.shared.bus.nats import connect_nats  # noqa: PLC0415
+
+        url = self.settings.nats_url
+        if url is None:
+            msg = "no NATS URL is configured (LOCKGATE_NATS_URL)"
+            raise InfrastructureError(msg)
+        if self.nats is None:
+            # Waits until a server answers, then reconnects forever (see connect_nats).
+            self.nats = await connect_nats(url)
+            self.extra_probes["nats"] = self._nats_probe
+        return self.nats
+
+    async def _connect_in_background(self, _stop: asyncio.Event) -> None:
+        await self.connect_nats()
+
+    async def _nats_probe(self) -> None:
+        if self.nats is None or not self.nats.is_connected:
+            msg = "NATS is not connected"
+            raise InfrastructureError(msg)
+
+    def feed(self) -> EventFeed:
+        """The feed projectors follow: JetStream when NATS is configured, else the store in process."""
+        if self.nats is not None:
+            from services.shared.bus.nats import JetStreamFeed  # noqa: PLC0415
+
+            return JetStreamFeed(self.nats, stream=self.settings.nats_stream, prefix=self.settings.nats_subject_prefix)
+        from services.shared.bus.inprocess import StoreFeed  # noqa: PLC0415
+
+        return StoreFeed(self.store)
+
+    async def run_projectors(self, stop: asyncio.Event, names: list[str] | None = None) -> None:
+        from projections.registry import known_projectors  # noqa: PLC0415
+        from projections.runner import run_projectors  # noqa: PLC0415
+
+        projectors = known_projectors().select(names)
+        await run_projectors(projectors, self.store.pool, self.store, self.feed(), stop)
+
+    async def run_relay(self, stop: asyncio.Event) -> None:
+        from services.shared.bus.relay import Relay  # noqa: PLC0415
+
+        nc = await self.connect_nats()
+        relay = Relay(self.store, nc, stream=self.settings.nats_stream, prefix=self.settings.nats_subject_prefix)
+        await relay.run(stop)
 
     def readiness_probes(self) -> dict[str, Callable[[], Awaitable[None]]]:
         """What /readyz checks: the store always, NATS when the process is connected to it."""
@@ -75,4 +147,8 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        if self.nats is not None:
+            with contextlib.suppress(Exception):
+                await self.nats.close()
+            self.nats = None
         await self.store.close()
