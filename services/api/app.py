@@ -19,6 +19,7 @@ from services.api.middleware import request_context
 from services.runtime import Runtime
 from services.shared.auth import TokenTable
 from services.shared.settings import Settings
+from services.shared.telemetry import configure_tracing
 
 MAX_REQUEST_BODY = 1024 * 1024
 """Commands are small; artifact uploads get their own limit on their own routes."""
@@ -42,6 +43,7 @@ def create_app(
 ) -> Litestar:
     """Build the API. The runtime (store pool, in-process workers) is opened on startup, in the server's
     event loop, and closed on shutdown; it is reachable as ``app.state.runtime`` while the app runs."""
+    configure_tracing()  # a no-op when a provider (with exporters) is installed already
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

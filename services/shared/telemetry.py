@@ -47,6 +47,7 @@ def configure_logging(level: str = "info", *, json: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    logging.getLogger("pgserver").setLevel(logging.WARNING)  # logs every initdb/pg_ctl command line at INFO
 
 
 def _add_trace_ids(_logger: object, _method: str, event_dict: structlog.types.EventDict) -> structlog.types.EventDict:
