@@ -31,6 +31,7 @@ from services.shared.bus.port import EventFeed
 from services.shared.checkpoints import load_checkpoint, save_checkpoint
 from services.shared.errors import ContractViolationError, InfrastructureError, LockgateError
 from services.shared.eventstore.port import GlobalFeed
+from services.shared.telemetry import consumer_span
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +238,16 @@ class ProjectionRunner:
             if position <= current:
                 continue  # at or below the checkpoint (or repeated within the batch): done already
             try:
-                await apply(conn, event)
+                with consumer_span(
+                    f"project {self._name}",
+                    event.metadata.traceparent,
+                    **{
+                        "lockgate.projection": self._name,
+                        "lockgate.event_id": str(event.event_id),
+                        "lockgate.event_type": event.type,
+                    },
+                ):
+                    await apply(conn, event)
             except _CONNECTION_ERRORS:
                 raise
             except Exception as exc:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 
 import structlog
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind
 
 TRACER_NAME = "lockgate"
 
@@ -84,6 +86,14 @@ def context_from_traceparent(traceparent: str | None) -> Context | None:
     if not traceparent:
         return None
     return propagate.extract({"traceparent": traceparent})
+
+
+def consumer_span(name: str, traceparent: str | None, **attributes: str) -> AbstractContextManager[object]:
+    """A CONSUMER span parented by the trace an event was recorded in; nothing when it carries none."""
+    context = context_from_traceparent(traceparent)
+    if context is None:
+        return nullcontext()
+    return tracer().start_as_current_span(name, context=context, kind=SpanKind.CONSUMER, attributes=attributes)
 
 
 def context_from_headers(headers: Mapping[str, str] | None) -> Context:
