@@ -15,8 +15,12 @@ import msgspec
 _TAG = re.compile(r"^(?P<context>[a-z][a-z0-9_]*)\.(?P<name>[a-z][a-z0-9_]*)\.v(?P<version>[1-9][0-9]*)$")
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
-    """An immutable fact. Subclasses set ``tag=...`` in their class keywords."""
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False):
+    """An immutable fact. Subclasses set ``tag=...`` in their class keywords.
+
+    ``gc=False`` (inherited): events are immutable trees that cannot form reference cycles, and a replay
+    holds whole pages of them; untracked Structs keep the cyclic collector from rescanning them.
+    """
 
     context: ClassVar[str] = ""
 

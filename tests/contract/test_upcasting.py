@@ -223,8 +223,8 @@ async def test_an_unknown_stored_event_type_is_an_unknown_event_type_error(pool:
             ' "sizes": [{"width": 1, "height": 2}, {"width": "w"}]}',
             "$.sizes[1].width",
         ),
-        ("lgtest.widget_resized.v1", "[1, 2]", "not a JSON object"),
-        ("lgtest.widget_resized.v1", '"just a string"', "not a JSON object"),
+        ("lgtest.widget_resized.v1", "[1, 2]", "Expected `object`, got `array`"),
+        ("lgtest.widget_resized.v1", '"just a string"', "Expected `object`, got `str`"),
     ],
 )
 async def test_a_malformed_stored_payload_is_a_decode_error_with_the_json_path(

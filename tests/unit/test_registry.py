@@ -183,7 +183,7 @@ def test_decode_of_a_malformed_payload_names_the_json_path(registry: EventRegist
 
 @pytest.mark.parametrize("body", ["[]", '"x"', "5", "null", "", "   "])
 def test_decode_of_a_payload_that_is_not_an_object(registry: EventRegistry, body: str) -> None:
-    with pytest.raises(EventDecodeError, match="not a JSON object"):
+    with pytest.raises(EventDecodeError, match=r"^shop\.pinged\.v1: (Expected `object`, got|Input data was truncated)"):
         registry.decode("shop.pinged.v1", body)
 
 
