@@ -165,7 +165,7 @@ class ProjectionRunner:
         return position
 
     async def catch_up(self, *, until: Position | None = None) -> Position:
-        """Read straight from the store and apply page by page until the head as of this call.
+        """Read straight from the store and apply page by page until every event committed before this call.
 
         With ``until`` (e.g. the position of an event just appended: read-your-writes), keep going until
         the checkpoint reaches it; events become readable once every older transaction in the cluster
@@ -175,7 +175,9 @@ class ProjectionRunner:
             await self.start()
         else:
             await self._reload()  # the stored checkpoint may have moved: another runner, or a replay's reset
-        target = await self._store.head()
+        # Everything committed before this call, not just what the horizon shows now: an open transaction
+        # elsewhere in the cluster may hide a committed event for a while, and read-your-writes needs it.
+        target = await self._store.newest()
         if until is not None and until > target:
             target = until
         delay = _POLL_FIRST

@@ -117,6 +117,9 @@ class FakeStore:
     async def head(self) -> Position:
         return self.events[self.visible - 1].position if self.visible else ORIGIN
 
+    async def newest(self) -> Position:
+        return await self.head()  # this fake models no open transactions: what is visible is all there is
+
 
 class SumProjector:
     """Sums amounts per stream into the transaction's state; raises on a poisoned amount."""
@@ -352,6 +355,9 @@ async def test_replay_of_an_unknown_projection_touches_nothing() -> None:
             raise AssertionError("replay read the store")
 
         async def head(self) -> Position:
+            raise AssertionError("replay read the store")
+
+        async def newest(self) -> Position:
             raise AssertionError("replay read the store")
 
     with pytest.raises(UnknownProjectionError):

@@ -74,6 +74,10 @@ class GlobalFeed(Protocol):
         """The position of the newest event a tailing reader may see now."""
         ...
 
+    async def newest(self) -> Position:
+        """The position of the newest committed event, which the visibility horizon may still hide."""
+        ...
+
 
 class EventStore(GlobalFeed, Protocol):
     def for_tenant(self, tenant_id: str) -> TenantEventStore: ...

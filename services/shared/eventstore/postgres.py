@@ -222,6 +222,20 @@ class PostgresEventStore:
         )
         return Position(0, 0) if row is None else Position(row["tx_id"], row["global_position"])
 
+    async def newest(self) -> Position:
+        """The newest event committed before this call, whether or not tailing readers may see it yet.
+
+        ``head()`` stops at the visibility horizon, so a transaction still open anywhere in the cluster hides
+        events that committed after it started; a reader that must see everything committed so far
+        (read-your-writes) reads until it reaches this position instead.
+        """
+        row = await self._read(
+            self._pool.fetchrow,
+            "SELECT tx_id::text::bigint AS tx_id, global_position FROM events "
+            "ORDER BY events.tx_id DESC, events.global_position DESC LIMIT 1",
+        )
+        return Position(0, 0) if row is None else Position(row["tx_id"], row["global_position"])
+
     # -- used by the tenant view ----------------------------------------------------------------
 
     def _encode_batch(self, events: Sequence[NewEvent]) -> tuple[list[Any], list[str], list[int], list[str], list[Any]]:
