@@ -55,4 +55,3 @@ async def test_catch_up_waits_for_an_event_hidden_by_an_older_open_transaction(
         assert await store.pool.fetchval("SELECT count(*) FROM ryw_probe") == 1
     finally:
         await blocker.close()
-
