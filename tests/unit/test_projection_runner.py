@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import gc
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -19,7 +20,7 @@ import pytest
 from contracts.base import Event
 from contracts.envelope import ORIGIN, SYSTEM_ACTOR, Metadata, Position, RecordedEvent
 from projections.registry import ProjectorRegistry, UnknownProjectionError, known_projectors
-from projections.replay import _table_list, replay
+from projections.replay import BULK_GEN0_THRESHOLD, _bulk_allocation, _table_list, replay
 from projections.runner import ProjectionFailedError, ProjectionRunner, check_projector_name
 from projections.runtime import Connection
 from services.shared.bus.port import Handler
@@ -362,3 +363,23 @@ async def test_replay_of_an_unknown_projection_touches_nothing() -> None:
 
     with pytest.raises(UnknownProjectionError):
         await replay(NoStore(), [SumProjector("a")], names=["nope"])
+
+
+def test_a_replay_relaxes_the_garbage_collector_only_while_it_runs_even_when_nested_or_failing() -> None:
+    before = gc.get_threshold()
+    seen: list[int] = []
+
+    def nested_then_fail() -> None:
+        with _bulk_allocation():
+            seen.append(gc.get_threshold()[0])
+            with _bulk_allocation():
+                seen.append(gc.get_threshold()[0])
+            seen.append(gc.get_threshold()[0])  # the inner one did not restore early
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        nested_then_fail()
+
+    assert all(threshold >= BULK_GEN0_THRESHOLD for threshold in seen)
+    assert len(seen) == 3
+    assert gc.get_threshold() == before
