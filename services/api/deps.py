@@ -17,6 +17,11 @@ from services.shared.commands import CommandContext
 from services.shared.errors import ContractViolationError, UnauthenticatedError
 from services.shared.telemetry import current_traceparent
 
+RuntimeDep = NamedDependency[Runtime]
+PrincipalDep = NamedDependency[Principal]
+ContextDep = NamedDependency[CommandContext]
+"""Controller parameters that litestar fills from the app's dependencies (declared once, here)."""
+
 _IF_MATCH = re.compile(r'^\s*(?:W/)?(?:"(\d{1,9})"|(\d{1,9}))\s*$')
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Response, get
-from litestar.di import NamedDependency
 
-from services.runtime import Runtime
+from services.api.deps import RuntimeDep
 from services.shared.errors import InfrastructureError
 
 
@@ -21,7 +20,7 @@ async def healthz() -> Health:
 
 
 @get("/readyz", summary="The store (and NATS, when configured) answer", tags=["health"])
-async def readyz(runtime: NamedDependency[Runtime]) -> Response[Health]:
+async def readyz(runtime: RuntimeDep) -> Response[Health]:
     checks: dict[str, str] = {}
     ready = True
     for name, probe in runtime.readiness_probes().items():

@@ -9,17 +9,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get
-from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
 from contracts.api.events import EventList, EventView, parse_cursor
-from services.runtime import Runtime
-from services.shared.auth import ADMIN, VIEWER, Principal
+from services.api.deps import PrincipalDep, RuntimeDep
+from services.shared.auth import ADMIN, VIEWER
 from services.shared.errors import ContractViolationError
 
 MAX_LIMIT = 1000
-RuntimeDep = NamedDependency[Runtime]
-PrincipalDep = NamedDependency[Principal]
 MAX_TYPES = 50
 
 

@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 from litestar import Controller, Request, Response, get, patch, post, put
-from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from contracts.api.tenancy import (
@@ -50,10 +49,10 @@ from contracts.commands.tenancy import (
     RenameTenant,
 )
 from projections.tenancy import queries
-from services.api.deps import expected_version
+from services.api.deps import ContextDep, PrincipalDep, RuntimeDep, expected_version
 from services.runtime import Runtime
 from services.shared.auth import ADMIN, VIEWER, Principal
-from services.shared.commands import CommandContext, CommandResult
+from services.shared.commands import CommandResult
 from services.shared.errors import NotFoundError
 from services.shared.eventstore.postgres import PostgresTenantStore
 from services.tenancy import handlers
@@ -62,9 +61,6 @@ from services.tenancy.rules import check_id
 
 V = TypeVar("V", TenantView, OrgView, ProjectView, EnvironmentView)
 
-RuntimeDep = NamedDependency[Runtime]
-PrincipalDep = NamedDependency[Principal]
-ContextDep = NamedDependency[CommandContext]
 
 Limit = Annotated[int, QueryParameter(ge=1, le=queries.MAX_LIMIT, description="Page size.")]
 After = Annotated[str | None, QueryParameter(max_length=63, description="The `next_after` of the previous page.")]

@@ -100,6 +100,25 @@ SELECT c.v AS current_version, p.stream_id AS prior_stream, p.first_version AS p
 FROM cur c LEFT JOIN prior p ON true LEFT JOIN ins i ON true
 ORDER BY i.version
 """
+# The same statement for the common case of a command without an idempotency key: no command-log probe,
+# no key bookkeeping. Same parameters ($3, the absent key, only types a NULL column) and the same result shape.
+_APPEND_WITHOUT_KEY_SQL = """
+WITH cur AS (
+    SELECT coalesce(max(version), 0) AS v FROM events WHERE tenant_id = $1 AND stream_id = $2
+), ins AS (
+    INSERT INTO events (event_id, tenant_id, stream_id, version, type, schema_version, data, metadata,
+                        occurred_at)
+    SELECT e.id, $1, $2, cur.v + e.n::int, e.t, e.sv, e.d::jsonb, $9::jsonb, e.at
+    FROM cur, unnest($5::uuid[], $6::text[], $7::int2[], $8::text[], $10::timestamptz[])
+        WITH ORDINALITY AS e(id, t, sv, d, at, n)
+    WHERE $4::int IS NULL OR cur.v = $4::int
+    RETURNING global_position, tx_id, version
+){notify}
+SELECT c.v AS current_version, $3::text AS prior_stream, NULL::int AS prior_first,
+       NULL::int AS prior_last, i.global_position, i.tx_id::text::bigint AS tx_id, i.version{notify_column}
+FROM cur c LEFT JOIN ins i ON true
+ORDER BY i.version
+"""
 _NOTIFY_CTE = f""", notified AS (
     SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM (SELECT 1 FROM ins LIMIT 1) AS any_row
 )"""
@@ -143,9 +162,9 @@ class PostgresEventStore:
         self._registry = registry
         self._decode = _RowDecoder(registry)
         self._metadata_encoder = msgspec.json.Encoder()
-        self._append_sql = _APPEND_SQL.format(
-            notify=_NOTIFY_CTE if notify else "", notify_column=_NOTIFY_COLUMN if notify else ""
-        )
+        parts = {"notify": _NOTIFY_CTE if notify else "", "notify_column": _NOTIFY_COLUMN if notify else ""}
+        self._append_sql = _APPEND_SQL.format(**parts)
+        self._append_without_key_sql = _APPEND_WITHOUT_KEY_SQL.format(**parts)
         self.appended = asyncio.Event()
         """Set after every append by this process: an in-process wake-up for followers."""
 
@@ -271,7 +290,8 @@ class PostgresEventStore:
         for attempt in range(_ANY_VERSION_RETRIES):
             try:
                 rows = await self._own_fetch(
-                    self._append_sql, tenant_id, stream_id, key, expected_version,
+                    self._append_sql if key is not None else self._append_without_key_sql,
+                    tenant_id, stream_id, key, expected_version,
                     ids, types, versions, datas, meta, times,
                 )  # fmt: skip
                 if key is not None and _lost_to_a_concurrent_duplicate(rows, expected_version):
