@@ -205,9 +205,11 @@ class Targets:
 
 @pytest.fixture
 async def targets(pg_url: str) -> AsyncIterator[Targets]:
-    # The store's own pools (``create_pool``, as ``PostgresEventStore.connect`` makes them), one per variant.
-    notifying = PostgresEventStore(await create_pool(pg_url, min_size=4, max_size=4), registry=REGISTRY)
-    quiet = PostgresEventStore(await create_pool(pg_url, min_size=4, max_size=4), registry=REGISTRY, notify=False)
+    # The store as ``PostgresEventStore.connect`` builds it (its pool, and lanes on the DSN), one per variant.
+    notifying = PostgresEventStore(await create_pool(pg_url, min_size=4, max_size=4), registry=REGISTRY, dsn=pg_url)
+    quiet = PostgresEventStore(
+        await create_pool(pg_url, min_size=4, max_size=4), registry=REGISTRY, notify=False, dsn=pg_url
+    )
     raw = [await asyncpg.connect(pg_url) for _ in range(4)]
     raw_pool = await asyncpg.create_pool(pg_url, min_size=4, max_size=4, reset=_no_reset)
     await raw[0].execute("CREATE TABLE raw_events (LIKE events INCLUDING ALL)")
