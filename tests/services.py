@@ -97,6 +97,13 @@ class PrivateNats:
             self._proc.wait(10)
             self._proc = None
 
+    def kill(self) -> None:
+        """SIGKILL: a crash, with no chance to flush or say goodbye to clients."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait(10)
+            self._proc = None
+
     @property
     def running(self) -> bool:
         return self._proc is not None

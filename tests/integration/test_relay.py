@@ -316,8 +316,9 @@ async def test_a_message_lost_mid_pipeline_keeps_every_later_one_out_of_the_stre
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.parametrize("outage", ["stop", "kill"])
 async def test_nats_stopped_in_the_middle_of_10000_events_loses_and_duplicates_nothing(
-    es: PostgresEventStore, private_nats: PrivateNats, nats_names: tuple[str, str]
+    es: PostgresEventStore, private_nats: PrivateNats, nats_names: tuple[str, str], outage: str
 ) -> None:
     relay_nc = await connect_nats(private_nats.url, name="relay", reconnect_time_wait=0.1)
     feed_nc = await connect_nats(private_nats.url, name="feed", reconnect_time_wait=0.1)
@@ -339,7 +340,10 @@ async def test_nats_stopped_in_the_middle_of_10000_events_loses_and_duplicates_n
             bg.start(lambda stop: feed.run("proj", ORIGIN, recorder, stop))
             _, writing = bg.start(writer)
             await until(lambda: relay.stats.published >= 2500, "2,500 events published", bg)
-            private_nats.stop()
+            if outage == "kill":
+                private_nats.kill()  # a crash: no flush, no goodbye to the clients
+            else:
+                private_nats.stop()
             written_at_stop = written
             await asyncio.sleep(1.5)  # the outage: appends go on, publication cannot
             # ...for as long as it takes the relay to run into it (another session on the shared PostgreSQL
