@@ -31,6 +31,7 @@ from services.shared.bus.port import EventFeed
 from services.shared.checkpoints import load_checkpoint, save_checkpoint
 from services.shared.errors import ContractViolationError, InfrastructureError, LockgateError
 from services.shared.eventstore.port import GlobalFeed
+from services.shared.eventstore.postgres import PG_UNAVAILABLE
 from services.shared.telemetry import consumer_span
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,8 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 _LOCK_SQL = "SELECT pg_advisory_xact_lock($1::int4, hashtext($2))"
 
-_CONNECTION_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
-"""The database went away: an infrastructure failure, not the projector's."""
+_CONNECTION_ERRORS = PG_UNAVAILABLE
+"""The database went away (the store's one list): an infrastructure failure, not the projector's."""
 
 _POLL_FIRST = 0.002
 _POLL_MAX = 0.05

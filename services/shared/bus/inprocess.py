@@ -20,20 +20,14 @@ from asyncpg.pool import PoolConnectionProxy
 from contracts.envelope import Position
 from services.shared.bus.port import Handler
 from services.shared.errors import InfrastructureError
-from services.shared.eventstore.postgres import NOTIFY_CHANNEL, PostgresEventStore
+from services.shared.eventstore.postgres import NOTIFY_CHANNEL, PG_UNAVAILABLE, PostgresEventStore
 
 log = logging.getLogger(__name__)
 
 DEFAULT_POLL_INTERVAL = 0.025
 DEFAULT_BATCH_SIZE = 1000
 
-_TRANSIENT_PG_ERRORS = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.OperatorInterventionError,  # admin/crash shutdown, cannot connect now
-    InfrastructureError,
-)
+_TRANSIENT_PG_ERRORS = (*PG_UNAVAILABLE, InfrastructureError)
 
 
 def is_transient_pg_error(exc: BaseException) -> bool:

@@ -55,7 +55,7 @@ from services.shared.bus.nats import (
     ensure_stream,
 )
 from services.shared.checkpoints import load_checkpoint, save_checkpoint
-from services.shared.eventstore.postgres import PostgresEventStore
+from services.shared.eventstore.postgres import READ_ALL_SQL, PostgresEventStore
 
 log = logging.getLogger(__name__)
 
@@ -63,20 +63,11 @@ EXPECTED_LAST_MSG_ID_HEADER = "Nats-Expected-Last-Msg-Id"
 UNROUTABLE = "_invalid"
 """Subject token for a stored row whose tenant or type cannot name a subject (never a slug: slugs start [a-z0-9])."""
 
-# The store's tailing rule (services.shared.eventstore.postgres, DESIGN.md §2). The relay reads raw columns
-# instead of ``read_all`` so that it forwards the payload bytes as stored: no decode/re-encode on the hot path,
-# and an event type this process does not know (a newer writer) is still published rather than wedging it.
-# An event therefore travels under its stored tag with its stored payload; consumers upcast when they decode it
-# (``WireEvent.to_recorded``), as every reader of the store does.
-# ORDER BY names the columns qualified: a bare ``tx_id`` would be the bigint output alias, which no index serves.
-_READ_SQL = """
-SELECT event_id, type, schema_version, stream_id, version, tx_id::text::bigint AS tx_id, global_position,
-       tenant_id, metadata::text AS metadata, occurred_at, recorded_at, data::text AS data
-FROM events
-WHERE (tx_id, global_position) > ($1::text::xid8, $2) AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY events.tx_id, events.global_position
-LIMIT $3
-"""
+# The relay reads raw rows of the store's tailing statement (READ_ALL_SQL) instead of ``read_all`` so that it
+# forwards the payload bytes as stored: no decode/re-encode on the hot path, and an event type this process
+# does not know (a newer writer) is still published rather than wedging it. An event therefore travels under its
+# stored tag with its stored payload; consumers upcast when they decode it (``WireEvent.to_recorded``), as every
+# reader of the store does.
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
@@ -463,7 +454,7 @@ class Relay:
         if len(window.in_flight) < self._max_in_flight:
             wakeup.arm()
             rows = await conn.fetch(
-                _READ_SQL, str(window.cursor.tx_id), window.cursor.global_position, self._batch_size
+                READ_ALL_SQL, str(window.cursor.tx_id), window.cursor.global_position, self._batch_size
             )
             if rows:
                 messages = self._messages(rows, window.cursor)

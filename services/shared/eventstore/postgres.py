@@ -37,7 +37,7 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 200
 _MAX_VERSION = 2**31 - 1  # the version column is an integer
 _ANY_VERSION_RETRIES = 100
 _RETRY_BACKOFF_S = 0.0005
-_UNAVAILABLE = (
+PG_UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
@@ -71,6 +71,16 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
 _COLUMNS = """event_id, type, schema_version, stream_id, version, tx_id::text::bigint AS tx_id,
     global_position, tenant_id, metadata::text AS metadata, occurred_at, recorded_at, data::text AS data"""
 _HORIZON = "tx_id < pg_snapshot_xmin(pg_current_snapshot())"
+
+READ_ALL_SQL = (
+    f"SELECT {_COLUMNS} FROM events WHERE (tx_id, global_position) > ($1::text::xid8, $2) "
+    # Qualified: a bare ``tx_id`` in ORDER BY names the output alias (tx_id::text::bigint), which no
+    # index serves, so every page would sort the whole table. ``events.tx_id`` is the indexed xid8.
+    f"AND {_HORIZON} ORDER BY events.tx_id, events.global_position LIMIT $3"
+)
+"""The tailing rule as one statement ($1 tx_id as text, $2 global_position, $3 limit): every tenant's
+committed events after a position, in commit-safe order. ``read_all`` decodes its rows; the relay forwards
+them raw."""
 
 # One statement: check the expected version, record the idempotency key, insert every event.
 # The unique (tenant_id, stream_id, version) constraint makes a lost race fail with nothing written.
@@ -184,7 +194,7 @@ class _Lanes:
             try:
                 result = await getattr(conn, method)(sql, *args)
             except asyncpg.PostgresError as exc:
-                if isinstance(exc, _UNAVAILABLE):
+                if isinstance(exc, PG_UNAVAILABLE):
                     conn.terminate()
                 else:
                     self._idle.append(conn)  # a statement error leaves an autocommitted session clean
@@ -280,7 +290,7 @@ class PostgresEventStore:
         """Run one of the store's own read statements, translating driver errors into the store's errors."""
         try:
             return await self._statement(method, sql, *args)
-        except _UNAVAILABLE as exc:
+        except PG_UNAVAILABLE as exc:
             raise InfrastructureError(f"PostgreSQL is unavailable: {exc}") from exc
         except asyncpg.DataError as exc:  # e.g. a NUL character or an out-of-range number in an argument
             raise ContractViolationError(f"invalid argument: {exc}") from exc
@@ -296,10 +306,7 @@ class PostgresEventStore:
     async def read_all(self, after: Position, *, limit: int = 1000) -> list[RecordedEvent]:
         rows = await self._read(
             "fetch",
-            f"SELECT {_COLUMNS} FROM events WHERE (tx_id, global_position) > ($1::text::xid8, $2) "
-            # Qualified: a bare ``tx_id`` in ORDER BY names the output alias (tx_id::text::bigint), which no
-            # index serves, so every page would sort the whole table. ``events.tx_id`` is the indexed xid8.
-            f"AND {_HORIZON} ORDER BY events.tx_id, events.global_position LIMIT $3",
+            READ_ALL_SQL,
             str(after.tx_id),
             after.global_position,
             limit,
@@ -386,7 +393,7 @@ class PostgresEventStore:
                 raise ContractViolationError(f"duplicate event id in append to {stream_id!r}") from exc
             except asyncpg.DataError as exc:  # e.g. a NUL character, which PostgreSQL text cannot hold
                 raise ContractViolationError(f"append to {stream_id!r} cannot be stored: {exc}") from None
-            except _UNAVAILABLE as exc:
+            except PG_UNAVAILABLE as exc:
                 raise InfrastructureError(f"PostgreSQL is unavailable: {exc}") from exc
             return self._append_result(rows, stream_id, expected_version, key, tenant_id)
         raise ConcurrencyConflictError(
