@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import contextlib
 import importlib.metadata
-import ipaddress
 import json
 import signal
 import sys
@@ -31,7 +30,7 @@ from contracts.events.tenancy import SecretRef, TargetValue
 from projections.tenancy import queries
 from services.bootstrap import bootstrap
 from services.runtime import Runtime
-from services.shared.auth import dev_principal
+from services.shared.auth import dev_principal, is_loopback
 from services.shared.commands import CommandContext
 from services.shared.errors import AlreadyExistsError, ContractViolationError, LockgateError, NotFoundError
 from services.shared.settings import Settings, load_settings
@@ -74,15 +73,6 @@ def _say(text: str) -> None:
 def _fail(message: str, code: int) -> NoReturn:
     sys.stderr.write(f"lockgate: error: {message}\n")
     raise SystemExit(code)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _context(settings: Settings, tenant: str) -> CommandContext:
@@ -396,7 +386,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
     settings: Settings = args.settings
     host: str = args.host or settings.host
     port: int = args.port or settings.port
-    if settings.dev_principal and not _is_loopback(host):
+    if settings.dev_principal and not is_loopback(host):
         raise BadInputError(
             f"refusing to serve on {host!r}: the development principal (requests without credentials act as an "
             "admin) is enabled; bind to 127.0.0.1, or set LOCKGATE_DEV_PRINCIPAL=false and configure credentials"

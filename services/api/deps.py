@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import uuid
 from typing import Any
@@ -12,7 +11,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 
 from services.runtime import Runtime
-from services.shared.auth import Principal, TokenTable, dev_principal
+from services.shared.auth import Principal, TokenTable, dev_principal, is_loopback
 from services.shared.commands import CommandContext
 from services.shared.errors import ContractViolationError, UnauthenticatedError
 from services.shared.telemetry import current_traceparent
@@ -31,15 +30,6 @@ def provide_runtime(state: State) -> Runtime:
     return runtime
 
 
-def _is_loopback(host: str | None) -> bool:
-    if host is None:
-        return False
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 async def provide_principal(request: Request[Any, Any, Any], state: State) -> Principal:
     runtime: Runtime = state.runtime
     tokens: TokenTable = state.tokens
@@ -53,7 +43,7 @@ async def provide_principal(request: Request[Any, Any, Any], state: State) -> Pr
             raise UnauthenticatedError("unknown or expired token")
         return principal
     client = request.client.host if request.client else None
-    if runtime.settings.dev_principal and _is_loopback(client):
+    if runtime.settings.dev_principal and is_loopback(client):
         # The development principal exists for the embedded default on a laptop: `serve` refuses to
         # bind a non-loopback address while it is enabled, and it is checked per request as well.
         return dev_principal(runtime.settings.default_tenant)

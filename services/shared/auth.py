@@ -8,6 +8,7 @@ plugs in here later (issue: identity).
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from collections.abc import Mapping
 
 import msgspec
@@ -36,6 +37,18 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     def require_role(self, *roles: str) -> None:
         if not set(roles) & set(self.roles):
             raise ForbiddenError(f"{self.subject!r} needs one of the roles {sorted(roles)}")
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether an address (or ``localhost``) is on this machine: where the development principal may apply."""
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def dev_principal(tenant_id: str) -> Principal:
