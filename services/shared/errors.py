@@ -74,3 +74,15 @@ class InfrastructureError(LockgateError):
     """PostgreSQL, NATS or another backing service is unavailable."""
 
     code = "infrastructure_unavailable"
+
+
+class DbtCommandError(LockgateError):
+    """A dbt command failed (non-zero exit or timeout). The message names the command and ends with dbt's output."""
+
+    code = "dbt_command_failed"
+
+    def __init__(self, message: str, *, command: str, returncode: int | None, output_tail: str) -> None:
+        super().__init__(message, command=command, returncode=returncode, output_tail=output_tail)
+        self.command = command
+        self.returncode = returncode
+        self.output_tail = output_tail
