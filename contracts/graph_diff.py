@@ -9,7 +9,7 @@ least) is in ``changed`` too, under its new ``unique_id``, compared with its old
 Aspects: the closed vocabulary of what differs in a changed node. The *modifying* aspects are the ones
 dbt's ``state:modified`` selects on; the first six are dbt's own sub-selectors (``state:modified.body``...)::
 
-    body                    raw_code (seeds: the file checksum, as dbt's seed same_body does)
+    body                    raw_code (seeds: the file checksum)
     configs                 unrendered config, minus alias/schema/database/tags/group (tests: only
                             severity/where/limit/fail_calc/warn_if/error_if/store_failures(_as))
     relation                unrendered database/schema/alias (sources: database/schema/identifier)
@@ -19,7 +19,8 @@ dbt's ``state:modified`` selects on; the first six are dbt's own sub-selectors (
     contract                the model contract (enforcement or its checksum)
     versions                a model's latest_version, access or deprecation_date
     fqn                     the fully qualified name
-    checksum                a unit test's checksum
+    checksum                a unit test's checksum, or a seed's file checksum (then also ``body``: dbt's
+                            same_body compares the checksum for seeds)
     definition              the other attributes dbt compares for sources (quoting, freshness,
                             loaded_at_field, external), exposures (type, owner, maturity, url,
                             description, label, depends_on), metrics, semantic models, saved queries, functions
