@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from services.shared.eventstore.postgres import PostgresEventStore
+from tests.s3 import moto_s3
 from tests.services import NATS_URL, PG_ADMIN_URL, RUN_ID, missing_service, port_open
 
 PG_HOW = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
@@ -83,3 +84,11 @@ def nats_names() -> tuple[str, str]:
     """A JetStream stream name and subject prefix that only this test uses."""
     suffix = uuid.uuid4().hex[:10]
     return f"LGTEST_{RUN_ID}_{suffix}".upper(), f"lgtest{RUN_ID}{suffix}"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """``host:port`` of an S3 server (moto, in process, plain HTTP) shared by the session; tests must use
+    their own bucket names (moto keeps everything in memory and forgets it when the session ends)."""
+    with moto_s3() as endpoint:
+        yield endpoint

@@ -10,6 +10,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -32,10 +33,42 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Accept requests without credentials as a local developer; only ever honoured on loopback."""
     log_level: str = "info"
     log_json: bool = True
+    object_store: str = "file"
+    """Where artifacts live: ``file`` (files under ``<home>/objects``), ``file:///abs/dir`` or ``s3://bucket``."""
+    s3_endpoint: str | None = None
+    """``host:port`` or ``http(s)://host:port`` of an S3-compatible server; None = AWS S3."""
+    s3_access_key: str | None = None
+    """Secret: never logged; ``__repr__`` masks it."""
+    s3_secret_key: str | None = None
+    """Secret: never logged; ``__repr__`` masks it."""
+    s3_region: str = "us-east-1"
+    s3_secure: bool = True
+    """TLS to the S3 endpoint; a scheme in ``s3_endpoint`` overrides it."""
 
     @property
     def embedded(self) -> bool:
         return self.database_url is None
+
+    def __repr__(self) -> str:
+        """Mask the secret fields: a Settings object ends up in reprs (the Runtime dataclass, tracebacks with
+        locals, debug logs), and msgspec's default repr would print every field verbatim."""
+        return f"Settings({', '.join(f'{name}={value!r}' for name, value in self.__rich_repr__())})"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        """The fields with secrets masked; Rich pretty-printing calls this instead of ``__repr__``."""
+        return [
+            (name, _MASKED if name in _SECRET_FIELDS and getattr(self, name) is not None else getattr(self, name))
+            for name in self.__struct_fields__
+        ]
+
+
+class _Masked:
+    def __repr__(self) -> str:
+        return "'***'"
+
+
+_MASKED = _Masked()
+_SECRET_FIELDS = frozenset({"s3_access_key", "s3_secret_key"})
 
 
 _ENV = {
@@ -50,6 +83,12 @@ _ENV = {
     "LOCKGATE_DEV_PRINCIPAL": "dev_principal",
     "LOCKGATE_LOG_LEVEL": "log_level",
     "LOCKGATE_LOG_JSON": "log_json",
+    "LOCKGATE_OBJECT_STORE": "object_store",
+    "LOCKGATE_S3_ENDPOINT": "s3_endpoint",
+    "LOCKGATE_S3_ACCESS_KEY": "s3_access_key",
+    "LOCKGATE_S3_SECRET_KEY": "s3_secret_key",
+    "LOCKGATE_S3_REGION": "s3_region",
+    "LOCKGATE_S3_SECURE": "s3_secure",
 }
 
 
