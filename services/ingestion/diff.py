@@ -44,6 +44,8 @@ from collections import defaultdict, deque
 from collections.abc import Collection, Iterable
 from typing import Any
 
+import msgspec
+
 from contracts.graph import Column, Contract, GraphNode, LogicalGraph
 from contracts.graph_diff import DBT_SUB_SELECTORS, MODIFYING_ASPECTS, GraphDiff, NodeChange
 from services.ingestion.identity import Identities
@@ -432,27 +434,52 @@ def node_aspects(old: GraphNode, new: GraphNode, *, macros_changed: bool = False
         return tuple(sorted(aspects))
     for field, aspect in _INFORMATIONAL_FIELDS.items():
         if getattr(old, field) != getattr(new, field):
+            if field == "columns" and _same_columns_but_tag_order(old.columns, new.columns):
+                continue
             aspects.add(aspect)
     for field in new.__struct_fields__:
         if field in _SKIPPED_FIELDS or getattr(old, field) == getattr(new, field):
             continue
         if not any(a in aspects for a in _FIELD_MODIFYING.get(field, ())):
             aspects.add("other")
-    explained: list[str] = []
+    explained: set[str] = set()
     if "configs" in aspects:
-        explained += [
-            k
-            for k in {*old.unrendered_config, *new.unrendered_config}
-            if k not in _CONFIG_EXCLUDED or new.resource_type in (_SOURCE, _EXPOSURE)
-        ]
+        explained.update(k for k in {*old.unrendered_config, *new.unrendered_config} if _config_compares(new, k))
     if "relation" in aspects:
-        explained += _RELATION_KEYS
+        explained.update(_RELATION_KEYS)
     _dict_aspects(old.unrendered_config, new.unrendered_config, aspects, explained=explained)
+    if "configs" in aspects and new.resource_type in (_SEMANTIC_MODEL, _SAVED_QUERY):
+        explained.update(k for k in {*old.config, *new.config} if k not in _DICT_KEY_ASPECTS)
     _dict_aspects(old.config, new.config, aspects, explained=explained)
     definition = _DEFINITION_EXTRA.get(new.resource_type, ()) if "definition" in aspects else ()
     relation = ("unrendered_database", "unrendered_schema") if "relation" in aspects else ()
     _dict_aspects(old.extra, new.extra, aspects, explained=(*definition, *relation))
     return tuple(sorted(aspects))
+
+
+def _config_compares(node: GraphNode, key: str) -> bool:
+    """Whether the type's ``same_config`` compares this unrendered config key."""
+    rtype = node.resource_type
+    if rtype == "test":
+        return key in _TEST_CONFIG_COMPARED
+    if rtype in (_SOURCE, _EXPOSURE):
+        return True
+    if rtype == _METRIC:
+        return key != "group"
+    if rtype in (_SEMANTIC_MODEL, _SAVED_QUERY):
+        return False  # these compare the rendered config
+    return key not in _CONFIG_EXCLUDED
+
+
+def _tag_order_free(column: Column) -> Column:
+    return msgspec.structs.replace(column, tags=tuple(sorted(column.tags))) if len(column.tags) > 1 else column
+
+
+def _same_columns_but_tag_order(old: tuple[Column, ...], new: tuple[Column, ...]) -> bool:
+    """Equal columns up to the order of their tags (dbt merges them through a set: the order varies per parse)."""
+    return len(old) == len(new) and all(
+        a == b or _tag_order_free(a) == _tag_order_free(b) for a, b in zip(old, new, strict=True)
+    )
 
 
 def _dict_aspects(old: dict[str, Any], new: dict[str, Any], aspects: set[str], *, explained: Iterable[str]) -> None:

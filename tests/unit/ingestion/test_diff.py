@@ -557,3 +557,21 @@ def _timed(fn: Any) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def test_column_tag_order_is_no_change() -> None:
+    # dbt merges column tags through a set: their order varies between two parses of the same project
+    base = replace(MODEL, columns=(Column(name="id", tags=("a", "b")),))
+    d = diff(graph(base), graph(replace(base, columns=(Column(name="id", tags=("b", "a")),))))
+    assert d.is_empty
+    assert single_change(base, replace(base, columns=(Column(name="id", tags=("a", "c")),)))[0] == ("columns",)
+
+
+def test_config_keys_a_type_does_not_compare_are_informational() -> None:
+    # a test's config compares only outcome keys: 'severity' explains itself, 'enabled' is 'other'
+    changed = replace(GENERIC, unrendered_config={"severity": "warn", "enabled": False})
+    aspects, modified, _ = single_change(GENERIC, changed)
+    assert aspects == ("configs", "other")
+    assert modified
+    aspects, _, _ = single_change(MODEL, replace(MODEL, unrendered_config={"materialized": "table", "tags": ["t"]}))
+    assert aspects == ("configs", "tags")
