@@ -60,6 +60,14 @@ class ContractViolationError(LockgateError):
     code = "contract_violation"
 
 
+class ArtifactError(ContractViolationError):
+    """A dbt artifact Lockgate cannot ingest: not JSON, the wrong kind or version, or a graph it cannot keep
+    (duplicate or dangling unique_ids, NUL characters, runaway nesting). The message names the artifact and
+    the offending node or JSON path."""
+
+    code = "invalid_artifact"
+
+
 class ForbiddenError(LockgateError):
     """The caller may not do this, e.g. act on a tenant that is not theirs."""
 

@@ -1,0 +1,1 @@
+"""Ingestion: dbt artifacts in, a normalised graph and its events out."""
