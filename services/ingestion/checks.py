@@ -72,6 +72,6 @@ def _has_nul(value: object) -> bool:
         return "\x00" in value
     if type(value) is dict:
         return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if type(value) is list:
+    if type(value) is list or type(value) is tuple:  # to_builtins keeps tuples
         return any(_has_nul(v) for v in value)
     return False
