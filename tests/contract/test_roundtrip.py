@@ -88,13 +88,27 @@ CURRENT_TAGS = REGISTRY.current_tags()
 ALL_TAGS = sorted(REGISTRY.tags)
 
 
-def strategy_for(tp: Any) -> st.SearchStrategy[Any]:  # noqa: PLR0911 - one branch per kind of type
+JSON_VALUES: st.SearchStrategy[Any] = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(), children, max_size=3),
+    max_leaves=8,
+)
+"""``Any`` in an event is free-form YAML from a dbt project (``meta``, ``config``): any JSON value."""
+
+
+def strategy_for(tp: Any) -> st.SearchStrategy[Any]:  # noqa: PLR0911, PLR0912 - one branch per kind of type
     """``st.from_type`` for the leaves; Structs, containers and ``Meta`` constraints are built here.
 
     ``st.from_type`` on a Struct passes msgspec's default factories as values and ignores ``Meta`` constraints,
     so Structs are built field by field (optional fields sometimes left to their defaults).
     """
     origin, args = get_origin(tp), get_args(tp)
+    if tp is Any:
+        return JSON_VALUES
     if origin is Annotated:
         return constrained(args[0], [m for m in args[1:] if isinstance(m, msgspec.Meta)])
     if isinstance(tp, type) and issubclass(tp, msgspec.Struct):

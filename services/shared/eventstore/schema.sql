@@ -70,3 +70,16 @@ BEGIN
     END IF;
 END;
 $$;
+
+-- Large payloads (a graph ingestion's chunks of node records) are TOASTed: lz4 compresses about twice as fast
+-- as the default pglz, and smaller (measured on a 25 MB batch). Only altered once (ALTER TABLE takes an
+-- exclusive lock); a server built without lz4 keeps pglz.
+DO $$
+BEGIN
+    IF (SELECT attcompression FROM pg_attribute WHERE attrelid = 'events'::regclass AND attname = 'data') <> 'l' THEN
+        ALTER TABLE events ALTER COLUMN data SET COMPRESSION lz4;
+    END IF;
+EXCEPTION WHEN feature_not_supported OR invalid_parameter_value OR undefined_object THEN
+    NULL;
+END;
+$$;
