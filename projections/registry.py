@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+from projections.graph.projector import GraphProjector
 from projections.runner import check_projector_name
 from projections.runtime import Projector
 from projections.tenancy.projector import TenancyProjector
@@ -67,5 +68,6 @@ def known_projectors() -> ProjectorRegistry:
     return ProjectorRegistry(
         [
             TenancyProjector(),
+            GraphProjector(),
         ]
     )

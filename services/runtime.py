@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 from nats.aio.client import Client as NatsClient  # a runtime import: litestar resolves Runtime's annotations
 
 import contracts.events  # noqa: F401 - registers every context's event types for decoding
+from services.ingestion.service import Ingestion
 from services.shared.errors import InfrastructureError
 from services.shared.eventstore.postgres import PostgresEventStore
+from services.shared.objectstore.port import ObjectStore
 from services.shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -38,6 +40,8 @@ class Runtime:
     nats: NatsClient | None = None
     extra_probes: dict[str, Callable[[], Awaitable[None]]] = field(default_factory=dict)
     _embedded_handle: Any = None
+    _objects: ObjectStore | None = None
+    _ingestion: Ingestion | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -75,6 +79,22 @@ class Runtime:
             await runtime.close()
             raise
         return runtime
+
+    @property
+    def objects(self) -> ObjectStore:
+        """The artifact object store (local files under LOCKGATE_HOME by default, or S3), opened on first use."""
+        if self._objects is None:
+            from services.shared.objectstore import open_object_store  # noqa: PLC0415
+
+            self._objects = open_object_store(self.settings)
+        return self._objects
+
+    @property
+    def ingestion(self) -> Ingestion:
+        """The ingestion command service; it keeps the latest graph snapshots of this process in memory."""
+        if self._ingestion is None:
+            self._ingestion = Ingestion()
+        return self._ingestion
 
     async def connect_nats(self) -> NatsClient:
         from services.shared.bus.nats import connect_nats  # noqa: PLC0415

@@ -3,6 +3,6 @@
 
 from __future__ import annotations
 
-from contracts.events import tenancy
+from contracts.events import graph, tenancy
 
-__all__ = ["tenancy"]
+__all__ = ["graph", "tenancy"]
