@@ -9,18 +9,15 @@ models, tests, seeds, snapshots, analyses and functions; ``source:<package>.<sou
 
 from __future__ import annotations
 
-import gzip
 import time
-from pathlib import Path
 
 import pytest
 
 from contracts.graph import GraphNode, LogicalGraph
+from services.ingestion.artifacts import read_manifest
 from services.ingestion.diff import diff_graphs, modified_nodes, state_modified_plus
 from services.ingestion.identity import assign_identities
-
-artifacts = pytest.importorskip("services.ingestion.artifacts")
-corpus = pytest.importorskip("tests.corpus")
+from tests.corpus import corpus_bytes, corpus_path
 
 CASES = [
     pytest.param(
@@ -62,31 +59,21 @@ def ls_line(node: GraphNode) -> str:
     return ".".join(node.fqn)
 
 
-def load(path: Path) -> LogicalGraph:
-    data = path.read_bytes()
-    if path.suffix == ".gz":
-        data = gzip.decompress(data)
-    graph: LogicalGraph = artifacts.read_manifest(data).graph
-    return graph
-
-
-def project_dir(project: str) -> Path:
-    path: Path = corpus.corpus_path(project)
-    return path
+def load(*parts: str) -> LogicalGraph:
+    return read_manifest(corpus_bytes(*parts)).graph
 
 
 @pytest.mark.parametrize(("project", "base", "edited_model", "count"), CASES)
 def test_state_modified_plus_matches_dbt_ls(project: str, base: str, edited_model: str, count: int) -> None:
-    root = project_dir(project)
     edited_name = "manifest.edited.json" if project == "jaffle_shop_duckdb" else "manifest.edited.json.gz"
-    prior, new = load(root / base), load(root / "state_modified" / edited_name)
+    prior, new = load(project, *base.split("/")), load(project, "state_modified", edited_name)
 
     assert modified_nodes(prior, new) == {edited_model}
     assert modified_nodes(prior, new, aspect="body") == {edited_model}
     for aspect in ("configs", "relation", "persisted_descriptions", "macros", "contract"):
         assert modified_nodes(prior, new, aspect=aspect) == set(), aspect
 
-    dbt_lines = (root / "state_modified" / "dbt_ls_state_modified_plus.txt").read_text().splitlines()
+    dbt_lines = corpus_path(project, "state_modified", "dbt_ls_state_modified_plus.txt").read_text().splitlines()
     ours = state_modified_plus(prior, new)
     assert len(dbt_lines) == count
     assert len(set(dbt_lines)) == count
@@ -111,9 +98,8 @@ def test_state_modified_plus_matches_dbt_ls(project: str, base: str, edited_mode
 
 @pytest.mark.parametrize("project", ["gitlab_snowflake", "spellbook_hourly"])
 def test_unchanged_real_graph_diffs_fast(project: str) -> None:
-    root = project_dir(project)
     name = "manifest.json.gz" if project == "spellbook_hourly" else "manifest.json"
-    prior, again = load(root / name), load(root / name)  # equal but separately decoded
+    prior, again = load(project, name), load(project, name)  # equal but separately decoded
     identities = assign_identities(prior, assign_identities(None, {}, prior).ids, again)
     assert diff_graphs(prior, again, identities).is_empty
     timings = []
