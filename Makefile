@@ -14,7 +14,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 .PHONY: help install run test pytest lint fmt typecheck bench clean
 
 help:
-	@echo "make run    - install into .venv and start Lockgate (embedded default) on http://127.0.0.1:8000"
+	@echo "make run    - install into .venv, set up the demo dbt project and start Lockgate on http://127.0.0.1:8000"
 	@echo "make test   - lint, type-check and run the whole test suite (needs PostgreSQL and NATS; see README)"
 	@echo "make bench  - run the benchmarks in tests/bench/ and print ratios against their anchors"
 
@@ -29,6 +29,7 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 install: $(VENV)/.synced
 
 run: install
+	$(BIN)/lockgate demo
 	$(BIN)/lockgate serve
 
 lint: install

@@ -507,6 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(func=cmd_worker)
 
     _add_tenancy(sub, common, status)
+    from services.cli_graph import add_graph_commands  # noqa: PLC0415 - it imports this module's plumbing
+
+    add_graph_commands(sub, common)
 
     events = sub.add_parser("events", help="the event log").add_subparsers(
         dest="action", required=True, metavar="ACTION"

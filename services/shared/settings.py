@@ -33,6 +33,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Accept requests without credentials as a local developer; only ever honoured on loopback."""
     log_level: str = "info"
     log_json: bool = True
+    max_upload_bytes: int = 1024 * 1024 * 1024
+    """Largest artifact upload accepted (413 above it); uploads stream to disk, so this bounds disk, not RAM."""
     object_store: str = "file"
     """Where artifacts live: ``file`` (files under ``<home>/objects``), ``file:///abs/dir`` or ``s3://bucket``."""
     s3_endpoint: str | None = None
@@ -83,6 +85,7 @@ _ENV = {
     "LOCKGATE_DEV_PRINCIPAL": "dev_principal",
     "LOCKGATE_LOG_LEVEL": "log_level",
     "LOCKGATE_LOG_JSON": "log_json",
+    "LOCKGATE_MAX_UPLOAD_BYTES": "max_upload_bytes",
     "LOCKGATE_OBJECT_STORE": "object_store",
     "LOCKGATE_S3_ENDPOINT": "s3_endpoint",
     "LOCKGATE_S3_ACCESS_KEY": "s3_access_key",

@@ -37,9 +37,9 @@ async def open_with_tenants(settings: Settings) -> Runtime:
 
 
 @asynccontextmanager
-async def api_client(pg_url: str) -> AsyncIterator[AsyncTestClient[Litestar]]:
+async def api_client(pg_url: str, **settings: Any) -> AsyncIterator[AsyncTestClient[Litestar]]:
     app = create_app(
-        Settings(database_url=pg_url, dev_principal=False),
+        Settings(database_url=pg_url, dev_principal=False, **settings),
         tokens=TokenTable(TOKENS),
         open_runtime=open_with_tenants,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar.types import ControllerRouterHandler
 
 from services.api.controllers.events import EventController
+from services.api.controllers.graph import GraphController
 from services.api.controllers.tenancy import TENANCY_CONTROLLERS
 
-CONTROLLERS: list[ControllerRouterHandler] = [*TENANCY_CONTROLLERS, EventController]
+CONTROLLERS: list[ControllerRouterHandler] = [*TENANCY_CONTROLLERS, EventController, GraphController]
