@@ -9,6 +9,7 @@ and ingests what dbt produced.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from services.ingestion.readmodel import graph_read_model
 from services.ingestion.service import ArtifactKind
 from services.runtime import Runtime
 from services.shared.settings import Settings
-from services.tenancy.handlers import load_project
+from services.tenancy.handlers import load_environment, load_project
 from services.tenancy.rules import check_id
 
 
@@ -42,6 +43,24 @@ async def ingest_files(
     )
     await graph_read_model(runtime.store).wait_for_ingestion(tenant, project, outcome.stream_version)
     return outcome
+
+
+PARSE_PLACEHOLDER = "lockgate-parse-placeholder"
+"""What a secret of the environment becomes in a parse-only profile: ``dbt parse`` never connects."""
+
+
+async def _parse_profile(store: Any, project: str, env: str | None) -> dict[str, str | int | bool] | None:
+    """The dbt target of environment ``env`` for ``dbt parse`` (None: a throwaway DuckDB target)."""
+    if env is None:
+        return None
+    state = await load_environment(store, project, check_id("environment", env))
+    if state is None:
+        raise BadInputError(f"environment {project}/{env} not found")
+    return {
+        "type": state.adapter_type,
+        **state.target,
+        **dict.fromkeys(state.secrets, PARSE_PLACEHOLDER),
+    }
 
 
 def cmd_ingest(args: argparse.Namespace) -> None:
@@ -64,13 +83,21 @@ def cmd_ingest(args: argparse.Namespace) -> None:
             return await ingest_files(runtime, tenant, project, files, settings)
         from services.demo.build import generate_artifacts  # noqa: PLC0415 - imports dbt tooling
 
-        state = await load_project(runtime.store.for_tenant(tenant), project)
+        store = runtime.store.for_tenant(tenant)
+        state = await load_project(store, project)
         if state is None:
             raise BadInputError(f"project {project!r} not found")
         if state.repository.kind != "local":
             raise BadInputError("--from-repo supports local repositories for now (git checkout comes with the runner)")
+        output = await _parse_profile(store, project, args.env)
         with tempfile.TemporaryDirectory(prefix="lockgate-parse-") as out:
-            produced = generate_artifacts(Path(state.repository.location), Path(out), commands=("parse",))
+            produced = await asyncio.to_thread(
+                generate_artifacts,
+                Path(state.repository.location),
+                Path(out),
+                commands=("parse",),
+                profile_output=output,
+            )
             if produced.manifest is None:
                 raise BadInputError("dbt parse wrote no manifest.json")
             return await ingest_files(runtime, tenant, project, {"manifest": produced.manifest}, settings)
@@ -128,6 +155,7 @@ def add_graph_commands(sub: Subparsers, common: argparse.ArgumentParser) -> None
     ingest.add_argument(
         "--from-repo", action="store_true", help="run 'dbt parse' in a temporary copy of the project's repository"
     )
+    ingest.add_argument("--env", help="with --from-repo: parse with this environment's adapter and target")
     ingest.set_defaults(func=cmd_ingest)
 
     graph = sub.add_parser("graph", parents=[common], help="show a project's graph")

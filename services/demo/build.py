@@ -45,6 +45,8 @@ _NOT_COPIED: Final = ("target", "logs", "dbt_packages", "*.duckdb", "*.duckdb.wa
 _RUN_RESULTS_OF: Final = frozenset({"build", "run", "test", "seed", "snapshot"})
 """Commands whose run_results.json is kept (``docs generate`` overwrites it with compile results)."""
 _TAIL_LINES: Final = 60
+_NO_PROFILE: Final = frozenset({"deps", "clean", "init", "debug"})
+"""Commands that do not accept ``--profile``."""
 _DBT_ENV: Final = {
     "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     "DBT_VERSION_CHECK": "false",
@@ -76,31 +78,43 @@ class DemoArtifacts(msgspec.Struct, frozen=True, kw_only=True):
         return sum(timing.seconds for timing in self.timings if timing.command == command)
 
 
-def write_profile(directory: Path, *, duckdb_path: Path, threads: int = 2, target: str = "dev") -> Path:
-    """Write ``profiles.yml`` for dbt-duckdb (profile ``lockgate_demo``), readable by the owner only."""
+ProfileValue = str | int | bool
+
+
+def write_profile(
+    directory: Path,
+    *,
+    duckdb_path: Path | None = None,
+    threads: int = 2,
+    target: str = "dev",
+    output: Mapping[str, ProfileValue] | None = None,
+) -> Path:
+    """Write ``profiles.yml`` (profile ``lockgate_demo``, one target), readable by the owner only.
+
+    The target is ``output`` (``type`` plus the adapter's settings, e.g. an environment's) or, by default, a
+    dbt-duckdb target on ``duckdb_path``. dbt is always run with ``--profile``/``--target`` naming it, so the
+    project's own ``profile:`` name does not matter.
+    """
     if threads < 1:
         raise ContractViolationError(f"threads must be at least 1, not {threads}")
     if not target.strip():
         raise ContractViolationError("target must not be empty")
+    if output is None:
+        if duckdb_path is None:
+            raise ContractViolationError("a profile needs either a duckdb_path or an output")
+        output = {"type": "duckdb", "path": str(duckdb_path.resolve())}
+    if "type" not in output:
+        raise ContractViolationError("a profile output needs its adapter 'type'")
+    settings = {"threads": threads, **output}
     directory.mkdir(parents=True, exist_ok=True)
-    # JSON strings are valid YAML double-quoted scalars, so any path or target name is quoted safely.
-    text = "\n".join(
-        [
-            f"{PROFILE_NAME}:",
-            f"  target: {json.dumps(target)}",
-            "  outputs:",
-            f"    {json.dumps(target)}:",
-            "      type: duckdb",
-            f"      path: {json.dumps(str(duckdb_path.resolve()))}",
-            f"      threads: {threads}",
-            "",
-        ]
-    )
+    # JSON strings are valid YAML double-quoted scalars, so any key, path or value is quoted safely.
+    lines = [f"{PROFILE_NAME}:", f"  target: {json.dumps(target)}", "  outputs:", f"    {json.dumps(target)}:"]
+    lines += [f"      {json.dumps(key)}: {json.dumps(value)}" for key, value in settings.items()]
     path = directory / "profiles.yml"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         os.fchmod(handle.fileno(), 0o600)
-        handle.write(text)
+        handle.write("\n".join(lines) + "\n")
     return path
 
 
@@ -110,8 +124,11 @@ def generate_artifacts(
     *,
     commands: Sequence[str] = DEFAULT_COMMANDS,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    profile_output: Mapping[str, ProfileValue] | None = None,
 ) -> DemoArtifacts:
-    """Run ``commands`` (e.g. ``"build --select tag:nightly"``) on a copy of ``project_dir``; see the module doc."""
+    """Run ``commands`` (e.g. ``"build --select tag:nightly"``) on a copy of ``project_dir``; see the module doc.
+
+    ``profile_output`` is the dbt target to use (default: a DuckDB file in the workspace)."""
     project_dir = project_dir.resolve()
     if not (project_dir / "dbt_project.yml").is_file():
         raise ContractViolationError(f"{project_dir} is not a dbt project (no dbt_project.yml)")
@@ -125,7 +142,9 @@ def generate_artifacts(
         workspace = Path(tmp)
         project = workspace / "project"
         shutil.copytree(project_dir, project, ignore=shutil.ignore_patterns(*_NOT_COPIED))
-        profile = write_profile(workspace / "profiles", duckdb_path=workspace / f"{PROFILE_NAME}.duckdb")
+        profile = write_profile(
+            workspace / "profiles", duckdb_path=workspace / f"{PROFILE_NAME}.duckdb", output=profile_output
+        )
         env = _dbt_env(os.environ)
         target = project / "target"
         for argv in argvs:
@@ -167,6 +186,7 @@ def _run_dbt(argv: list[str], *, project: Path, profiles_dir: Path, env: dict[st
         str(project),
         "--profiles-dir",
         str(profiles_dir),
+        *(() if argv[0] in _NO_PROFILE else ("--profile", PROFILE_NAME)),
     ]
     started = time.perf_counter()
     try:

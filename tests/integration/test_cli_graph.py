@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 from services.demo.build import DEMO_PROJECT
@@ -111,3 +112,21 @@ def test_demo_builds_with_dbt_ingests_and_is_idempotent(lockgate: Run) -> None: 
     )
     assert tree_hash(DEMO_PROJECT) == before
     assert json.loads(json.dumps(graph))["nodes"]
+
+
+def test_from_repo_parses_any_profile_name_with_the_environments_adapter(lockgate: Run, tmp_path: Path) -> None:  # noqa: F811
+    repo = tmp_path / "repo"
+    shutil.copytree(DEMO_PROJECT, repo)
+    project_yml = repo / "dbt_project.yml"
+    project_yml.write_text(project_yml.read_text().replace("profile: lockgate_demo", "profile: somebody_elses"))
+    assert "somebody_elses" in project_yml.read_text()
+    before = tree_hash(repo)
+    lockgate("project", "create", "copy", "--repo", str(repo))
+    lockgate("env", "create", "copy", "dev", "--adapter", "duckdb", "--target", f"path={tmp_path / 'dev.duckdb'}")
+    outcome = as_json(lockgate("ingest", "copy", "--from-repo", "--env", "dev", "--json"))
+    assert (outcome["graph_version"], outcome["new_version"]) == (1, True)
+    assert outcome["nodes"] > 30
+    assert tree_hash(repo) == before
+    assert not (tmp_path / "dev.duckdb").exists()  # parse never connects
+    missing = lockgate("ingest", "copy", "--from-repo", "--env", "nope", expect=2)
+    assert "nope" in missing.stderr

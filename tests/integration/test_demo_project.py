@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from services.demo.build import DEFAULT_COMMANDS, DEMO_PROJECT, DemoArtifacts, generate_artifacts, write_profile
 from services.shared.errors import DbtCommandError
@@ -209,11 +210,27 @@ def test_sources_json_has_a_freshness_result_per_source(artifacts: DemoArtifacts
 def test_write_profile_is_private_and_names_the_database(tmp_path: Path) -> None:
     path = write_profile(tmp_path / "profiles", duckdb_path=tmp_path / "x.duckdb", threads=3, target="ci")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    text = path.read_text(encoding="utf-8")
-    assert text.startswith("lockgate_demo:\n")
-    assert f'path: "{tmp_path / "x.duckdb"}"' in text
-    assert 'target: "ci"' in text
-    assert "threads: 3" in text
+    profile = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert profile == {
+        "lockgate_demo": {
+            "target": "ci",
+            "outputs": {"ci": {"type": "duckdb", "path": str(tmp_path / "x.duckdb"), "threads": 3}},
+        }
+    }
+
+
+def test_a_profile_from_an_environment_quotes_hostile_values(tmp_path: Path) -> None:
+    output: dict[str, str | int | bool] = {
+        "type": "snowflake",
+        "account": 'ac"me: {x}',
+        "database": "ANALYTICS\n- evil",
+        "client_session_keep_alive": True,
+    }
+    path = write_profile(tmp_path / "profiles", output=output, target="prod")
+    assert yaml.safe_load(path.read_text(encoding="utf-8"))["lockgate_demo"]["outputs"]["prod"] == {
+        "threads": 2,
+        **output,
+    }
 
 
 def test_a_broken_model_raises_dbt_command_error_with_dbts_message(tmp_path: Path) -> None:
