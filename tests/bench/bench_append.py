@@ -100,7 +100,7 @@ def metadata() -> Metadata:
 
 RAW_INSERT = (
     "INSERT INTO raw_events (event_id, tenant_id, stream_id, version, type, schema_version, data, metadata,"
-    " occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9)"
+    " occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7::json, $8::jsonb, $9)"
 )
 
 

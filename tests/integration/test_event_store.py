@@ -715,3 +715,26 @@ async def test_the_pool_resets_a_connection_after_any_use_but_the_stores_own_sta
         assert len(resets) == 6
     finally:
         await store.close()
+
+
+async def test_a_store_created_with_jsonb_payloads_is_converted_to_json_on_start(
+    es: PostgresEventStore, sql: asyncpg.Connection, pg_url: str
+) -> None:
+    """ADR 0002's revision: ``data`` became json; an older store's jsonb column is converted once, losslessly."""
+    await sql.execute("ALTER TABLE events ALTER COLUMN data TYPE jsonb USING data::text::jsonb")
+    tenant = es.for_tenant("acme")
+    await tenant.append("item-1", batch(3), expected_version=NO_STREAM, metadata=meta())
+    before = [e.payload for e in await tenant.read_stream("item-1")]
+
+    await es.migrate()  # what every start does
+    reopened = await open_store(pg_url)
+    try:
+        kind = await sql.fetchval(
+            "SELECT atttypid::regtype::text FROM pg_attribute WHERE attrelid = 'events'::regclass AND attname = 'data'"
+        )
+        assert kind == "json"
+        assert [e.payload for e in await reopened.for_tenant("acme").read_stream("item-1")] == before
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await sql.execute("DELETE FROM events")  # still append-only after the rewrite
+    finally:
+        await reopened.close()

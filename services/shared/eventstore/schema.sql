@@ -11,7 +11,7 @@ CREATE TABLE IF NOT EXISTS events (
     version         integer     NOT NULL CHECK (version > 0),            -- 1-based position in the stream
     type            text        NOT NULL,                                -- wire tag '<context>.<event>.v<N>'
     schema_version  smallint    NOT NULL,
-    data            jsonb       NOT NULL,
+    data            json        NOT NULL,                                -- written once, read whole: json (ADR 0002)
     metadata        jsonb       NOT NULL,
     occurred_at     timestamptz NOT NULL,
     recorded_at     timestamptz NOT NULL DEFAULT now(),
@@ -67,6 +67,15 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'command_log_append_only_truncate') THEN
         CREATE TRIGGER command_log_append_only_truncate BEFORE TRUNCATE ON command_log
             FOR EACH STATEMENT EXECUTE FUNCTION lockgate_refuse_event_change();
+    END IF;
+END;
+$$;
+
+-- Stores created before ADR 0002's revision kept ``data`` as jsonb: convert them once (a table rewrite).
+DO $$
+BEGIN
+    IF (SELECT atttypid FROM pg_attribute WHERE attrelid = 'events'::regclass AND attname = 'data') = 'jsonb'::regtype THEN
+        ALTER TABLE events ALTER COLUMN data TYPE json USING data::text::json;
     END IF;
 END;
 $$;
