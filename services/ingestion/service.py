@@ -9,16 +9,18 @@ read at the start as the expected version, so two concurrent ingestions of one p
 A failure before the append leaves the event store untouched (objects already stored are harmless:
 content-addressed and unreferenced).
 
-Artifacts are read through ``mmap``: hashing and decoding a 300 MB manifest does not copy it into the heap.
+Artifacts are read through ``mmap`` (``_Mapped``), and stored from their files in worker threads while the
+manifest is decoded.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import mmap
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -41,7 +43,7 @@ from services.shared.commands import CommandContext
 from services.shared.dag import Dag
 from services.shared.errors import ArchivedError, ArtifactError, CommandRejectedError, NotFoundError
 from services.shared.eventstore.port import TenantEventStore
-from services.shared.objectstore.port import TenantObjectStore
+from services.shared.objectstore.port import StoredObject, TenantObjectStore
 from services.tenancy.handlers import load_project
 from services.tenancy.rules import check_id
 
@@ -55,19 +57,53 @@ def graph_stream(project_id: str) -> StreamId:
     return stream_id("graph", check_id("project", project_id))
 
 
+class _Mapped:
+    """A file's bytes through ``mmap``: hashing and decoding a 300 MB manifest never copies it into the heap.
+    ``drop`` gives the pages back once the file has been decoded (they would otherwise count as resident)."""
+
+    def __init__(self, mapped: mmap.mmap | None) -> None:
+        self._mmap = mapped
+        self.view: Buffer = memoryview(mapped) if mapped is not None else b""
+
+    def drop(self) -> None:
+        if self._mmap is not None:
+            self._mmap.madvise(mmap.MADV_DONTNEED)
+
+
 @contextmanager
-def _mapped(path: Path) -> Iterator[Buffer]:
-    """The file's bytes without reading them into the heap (an empty file cannot be mapped)."""
+def _mapped(path: Path) -> Iterator[_Mapped]:
     with path.open("rb") as handle:
-        if path.stat().st_size == 0:
-            yield b""
+        if path.stat().st_size == 0:  # an empty file cannot be mapped
+            yield _Mapped(None)
             return
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            view = memoryview(mapped)
+            file = _Mapped(mapped)
             try:
-                yield view
+                yield file
             finally:
-                view.release()
+                if isinstance(file.view, memoryview):
+                    file.view.release()
+
+
+@asynccontextmanager
+async def _stored_in_background(
+    objects: TenantObjectStore, files: Mapping[ArtifactKind, Path]
+) -> AsyncIterator[dict[str, asyncio.Task[StoredObject]]]:
+    """Store the artifact files (hashing and copying in worker threads) while the manifest is decoded.
+
+    From the files, not the mapped views: a worker thread must never hold a view of a mapping that the
+    ingestion closes. Tasks still running when the ingestion fails are cancelled and awaited.
+    """
+    tasks: dict[str, asyncio.Task[StoredObject]] = {
+        kind: asyncio.create_task(objects.put_file(kind, path, content_type="application/json"))
+        for kind, path in files.items()
+    }
+    try:
+        yield tasks
+    finally:
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
 
 
 class _Head(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,13 +131,14 @@ class _Decoded(msgspec.Struct, kw_only=True):
     warnings: list[str]
 
 
-def _decode_graph(data: Mapping[str, Buffer], prior: GraphSnapshot | None, project_id: str) -> _Decoded:
+def _decode_graph(data: Mapping[str, _Mapped], prior: GraphSnapshot | None, project_id: str) -> _Decoded:
     """The new graph: the manifest (or the prior graph when only other artifacts came) plus the catalog."""
     infos: dict[str, ArtifactInfo] = {}
     warnings: list[str] = []
     code: bytes | None = None
     if "manifest" in data:
-        parsed = artifacts.read_manifest(data["manifest"])
+        parsed = artifacts.read_manifest(data["manifest"].view)
+        data["manifest"].drop()  # nothing decoded points into the file (read_manifest's contract)
         graph, code = parsed.graph, parsed.code
         infos["manifest"] = graph.info
         warnings += parsed.warnings
@@ -120,7 +157,7 @@ def _decode_graph(data: Mapping[str, Buffer], prior: GraphSnapshot | None, proje
     else:
         raise ArtifactError("the first ingestion of a project needs a manifest")
     if "catalog" in data:
-        catalog = artifacts.read_catalog(data["catalog"])
+        catalog = artifacts.read_catalog(data["catalog"].view)
         infos["catalog"] = catalog.info
         warnings += catalog.warnings
         graph = msgspec.structs.replace(graph, catalog=catalog.entries)
@@ -159,12 +196,12 @@ class _History(msgspec.Struct, kw_only=True):
 
 
 def _history(
-    project_id: str, version: int, data: Mapping[str, Buffer], hashes: Mapping[str, str], graph: LogicalGraph
+    project_id: str, version: int, data: Mapping[str, _Mapped], hashes: Mapping[str, str], graph: LogicalGraph
 ) -> _History:
     """Run history (run_results) and source freshness (sources.json) against the graph at ``version``."""
     history = _History(events=[], infos={}, warnings=[], unknown=0)
     if "run_results" in data:
-        results = artifacts.read_run_results(data["run_results"])
+        results = artifacts.read_run_results(data["run_results"].view)
         history.warnings += results.warnings
         history.infos["run_results"] = results.info
         invocation = results.info.invocation_id or hashes["run_results"]
@@ -172,7 +209,7 @@ def _history(
         history.events += events
         history.unknown += missing
     if "sources" in data:
-        freshness = artifacts.read_sources(data["sources"])
+        freshness = artifacts.read_sources(data["sources"].view)
         history.warnings += freshness.warnings
         history.infos["sources"] = freshness.info
         invocation = freshness.info.invocation_id or hashes["sources"]
@@ -222,15 +259,22 @@ class Ingestion:
             return _unchanged(project_id, await _head(store, stream), started)
 
         with ExitStack() as stack:
-            data: dict[str, Buffer] = {kind: stack.enter_context(_mapped(path)) for kind, path in files.items()}
-            hashes = {kind: hashlib.sha256(view).hexdigest() for kind, view in data.items()}
+            data: dict[str, _Mapped] = {kind: stack.enter_context(_mapped(path)) for kind, path in files.items()}
+            hashes: dict[str, str] = {kind: hashlib.sha256(file.view).hexdigest() for kind, file in data.items()}
             head = await _head(store, stream)
             if head.last is not None and {a.info.kind: a.sha256 for a in head.last.artifacts} == hashes:
                 return _unchanged(project_id, head, started)
             prior = await self._cache.load(objects, head.last.snapshot_key) if head.last is not None else None
-            events, outcome = await self._record(
-                objects=objects, project_id=project_id, files=files, data=data, hashes=hashes, head=head, prior=prior
-            )
+            async with _stored_in_background(objects, files) as storing:
+                events, outcome = await self._record(
+                    objects=objects,
+                    project_id=project_id,
+                    storing=storing,
+                    data=data,
+                    hashes=hashes,
+                    head=head,
+                    prior=prior,
+                )
         scope = Scope(tenant_id=store.tenant_id, org_id=project.org_id, project_id=project_id)
         at = now or datetime.now(UTC)
         result = await store.append(
@@ -253,8 +297,8 @@ class Ingestion:
         *,
         objects: TenantObjectStore,
         project_id: str,
-        files: Mapping[ArtifactKind, Path],
-        data: Mapping[str, Buffer],
+        storing: Mapping[str, asyncio.Task[StoredObject]],
+        data: Mapping[str, _Mapped],
         hashes: Mapping[str, str],
         head: _Head,
         prior: GraphSnapshot | None,
@@ -274,10 +318,11 @@ class Ingestion:
             snapshot = GraphSnapshot(
                 project_id=project_id, graph_version=version, graph=graph, identities=identities.ids
             )
-            snapshot_obj = await objects.put(
-                SNAPSHOT_KIND, encode_snapshot(snapshot), content_type="application/msgpack"
+            snapshot_obj, code_obj = await asyncio.gather(
+                objects.put(SNAPSHOT_KIND, encode_snapshot(snapshot), content_type="application/msgpack"),
+                objects.put("code", decoded.code or b"{}", content_type="application/json"),
             )
-            code_obj = await objects.put("code", decoded.code or b"{}", content_type="application/json")
+            decoded.code = None  # stored: let it go before the events are encoded
             self._cache.remember(objects.tenant_id, snapshot_obj.key, snapshot)
             snapshot_key = snapshot_obj.key
             events += diff_events(project_id, version, snapshot, diff, prior)
@@ -317,9 +362,8 @@ class Ingestion:
         warnings += history.warnings
         stored = []
         for kind in KINDS:
-            if kind in files:
-                # From the file, not the mapped view: a worker thread must never hold a view of the mapping.
-                obj = await objects.put_file(kind, files[kind], content_type="application/json")
+            if kind in storing:
+                obj = await storing[kind]
                 if obj.sha256 != hashes[kind]:
                     raise ArtifactError(f"the {kind} file changed while it was being ingested")
                 stored.append(StoredArtifact(sha256=obj.sha256, size=obj.size, key=obj.key, info=infos[kind]))
