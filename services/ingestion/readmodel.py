@@ -27,11 +27,15 @@ WAIT_SECONDS = 30.0
 
 _POLL = 0.005
 
+PAGE_SIZE = 32
+"""Events per catch-up transaction. Graph events carry up to 256 KiB of node records each, so a page of the
+runner's default 1,000 would hold a whole first ingestion (tens of MB, several times that once decoded)."""
+
 
 class GraphReadModel:
     def __init__(self, store: PooledStore) -> None:
         self._pool = store.pool
-        self._runner = ProjectionRunner(GraphProjector(), store.pool, store)
+        self._runner = ProjectionRunner(GraphProjector(), store.pool, store, page_size=PAGE_SIZE)
         self._dags: OrderedDict[tuple[str, str, int], Dag] = OrderedDict()
 
     @property
