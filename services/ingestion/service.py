@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import mmap
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -38,14 +39,23 @@ from services.ingestion import artifacts
 from services.ingestion.diff import diff_graphs
 from services.ingestion.events import catalog_events, diff_events, freshness_events, run_results_events
 from services.ingestion.identity import assign_identities
+from services.ingestion.rebuild import rebuild_snapshot
 from services.ingestion.snapshots import SNAPSHOT_KIND, GraphSnapshot, SnapshotCache, encode_snapshot
 from services.shared.commands import CommandContext
 from services.shared.dag import Dag
-from services.shared.errors import ArchivedError, ArtifactError, CommandRejectedError, NotFoundError
+from services.shared.errors import (
+    ArchivedError,
+    ArtifactError,
+    CommandRejectedError,
+    ContractViolationError,
+    NotFoundError,
+)
 from services.shared.eventstore.port import TenantEventStore
-from services.shared.objectstore.port import StoredObject, TenantObjectStore
+from services.shared.objectstore.port import ObjectCorruptedError, StoredObject, TenantObjectStore
 from services.tenancy.handlers import load_project
 from services.tenancy.rules import check_id
+
+log = logging.getLogger(__name__)
 
 ArtifactKind = Literal["manifest", "catalog", "run_results", "sources"]
 KINDS: tuple[ArtifactKind, ...] = ("manifest", "catalog", "run_results", "sources")
@@ -264,7 +274,7 @@ class Ingestion:
             head = await _head(store, stream)
             if head.last is not None and {a.info.kind: a.sha256 for a in head.last.artifacts} == hashes:
                 return _unchanged(project_id, head, started)
-            prior = await self._cache.load(objects, head.last.snapshot_key) if head.last is not None else None
+            prior = await self._prior(store, objects, stream, project_id, head.last) if head.last else None
             async with _stored_in_background(objects, files) as storing:
                 events, outcome = await self._record(
                     objects=objects,
@@ -291,6 +301,25 @@ class Ingestion:
             global_position=result.positions[-1].global_position if result.positions else None,
             elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
         )
+
+    async def _prior(
+        self, store: TenantEventStore, objects: TenantObjectStore, stream: str, project_id: str, last: ArtifactsIngested
+    ) -> GraphSnapshot:
+        """The graph the project is at: its snapshot, or, if that is lost or damaged, a fold of its events."""
+        key = last.snapshot_key
+        try:
+            return await self._cache.load(objects, key)
+        except (NotFoundError, ObjectCorruptedError, ContractViolationError) as exc:
+            log.warning("graph snapshot %s of %s unusable (%s); rebuilding it from the events", key, stream, exc)
+        snapshot = await rebuild_snapshot(store, stream, project_id)
+        if snapshot.graph_version != last.graph_version:
+            raise CommandRejectedError(
+                f"rebuilt graph of {stream!r} is at version {snapshot.graph_version}, "
+                f"but the stream says {last.graph_version}",
+                stream_id=stream,
+            )
+        self._cache.remember(objects.tenant_id, key, snapshot)
+        return snapshot
 
     async def _record(
         self,

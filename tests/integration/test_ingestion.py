@@ -16,7 +16,7 @@ import pytest
 
 from contracts.commands.tenancy import CreateProject
 from contracts.envelope import Actor
-from contracts.events.graph import ArtifactsIngested, NodesChanged, RunResultsRecorded
+from contracts.events.graph import ArtifactsIngested, NodesChanged, NodesRenamed, RunResultsRecorded
 from projections.graph import queries
 from services.bootstrap import ensure_tenant
 from services.ingestion.readmodel import GraphReadModel
@@ -323,3 +323,68 @@ async def test_replaying_the_graph_projection_rebuilds_the_same_read_model(setup
     assert before[1]  # nodes were projected
     await replay(setup.events, [GraphProjector()], names=["graph"])
     assert await dump() == before
+
+
+async def test_a_renamed_model_keeps_its_uuid_and_history(setup: Setup, tmp_path: Path) -> None:
+    old_id, new_id = "model.jaffle_shop.orders", "model.jaffle_shop.customer_orders"
+    await setup.ingest(manifest=corpus_path(JAFFLE, "manifest.json"))
+    await setup.model.catch_up()
+    (before,) = await queries.nodes(setup.model.db, "acme", "shop", 1, unique_ids=[old_id])
+
+    def rename(raw: dict[str, Any]) -> None:
+        node = raw["nodes"].pop(old_id)
+        node.update(
+            unique_id=new_id,
+            name="customer_orders",
+            fqn=["jaffle_shop", "customer_orders"],
+            path="customer_orders.sql",
+            original_file_path="models/customer_orders.sql",
+        )
+        raw["nodes"][new_id] = node
+        for other in raw["nodes"].values():
+            parents = other.get("depends_on", {}).get("nodes", [])
+            other.get("depends_on", {})["nodes"] = [new_id if p == old_id else p for p in parents]
+
+    outcome = await setup.ingest(manifest=_manifest(tmp_path, rename))
+    assert (outcome.renamed, outcome.added, outcome.removed) == (1, 0, 0)
+    events = await setup.store.read_stream(graph_stream("shop"))
+    renames = [r for e in events if isinstance(e.payload, NodesRenamed) for r in e.payload.renames]
+    assert [(r.old_unique_id, r.new_unique_id, r.node_uuid) for r in renames] == [(old_id, new_id, before.node_uuid)]
+
+    await setup.model.catch_up()
+    (after,) = await queries.nodes(setup.model.db, "acme", "shop", 2, unique_ids=[new_id])
+    assert after.node_uuid == before.node_uuid
+    assert await queries.nodes(setup.model.db, "acme", "shop", 2, unique_ids=[old_id]) == []
+    history = await queries.node_history(setup.model.db, "acme", "shop", before.node_uuid)
+    assert [(h.node.unique_id, h.valid_from, h.valid_to) for h in history] == [(old_id, 1, 2), (new_id, 2, None)]
+    diff = await queries.diff(setup.model.db, "acme", "shop", 1, 2)
+    (renamed,) = [d for d in diff if d.kind == "renamed"]
+    assert (renamed.old_unique_id, renamed.unique_id) == (old_id, new_id)
+
+
+async def test_a_lost_snapshot_is_rebuilt_from_the_events(setup: Setup, tmp_path: Path) -> None:
+    from services.ingestion.rebuild import rebuild_snapshot  # noqa: PLC0415
+
+    folder = corpus_path(JAFFLE, "state_modified")
+    await setup.ingest(manifest=folder / "manifest.base.json", catalog=corpus_path(JAFFLE, "catalog.json"))
+    events = await setup.store.read_stream(graph_stream("shop"))
+    (record,) = [e.payload for e in events if isinstance(e.payload, ArtifactsIngested)]
+    cached = await setup.ingestion._cache.load(setup.objects, record.snapshot_key)
+
+    rebuilt = await rebuild_snapshot(setup.store, graph_stream("shop"), "shop")
+    assert rebuilt.identities == cached.identities
+    assert rebuilt.graph.nodes == cached.graph.nodes
+    assert rebuilt.graph.macros == cached.graph.macros
+    assert rebuilt.graph.catalog == cached.graph.catalog
+    assert rebuilt.graph.info == cached.graph.info
+
+    # The object store loses the snapshot; a cold process still diffs correctly against the events.
+    stored = list((tmp_path / "objects").rglob(record.snapshot_key.rsplit("/", 1)[-1] + "*"))
+    assert stored
+    for path in stored:
+        path.unlink()
+    with pytest.raises(NotFoundError):
+        await setup.objects.get(record.snapshot_key)
+    setup.ingestion = Ingestion()
+    outcome = await setup.ingest(manifest=folder / "manifest.edited.json", catalog=corpus_path(JAFFLE, "catalog.json"))
+    assert (outcome.graph_version, outcome.modified, outcome.added, outcome.removed) == (2, 1, 0, 0)
