@@ -114,6 +114,8 @@ class NodeDetail(msgspec.Struct, frozen=True, kw_only=True):
     parents: list[str]
     children: list[str]
     tests: list[str]
+    versions: list[str] = []
+    """For a versioned model: the unique_ids of all its versions (itself included), sorted."""
     raw_code: str | None = None
     compiled_code: str | None = None
 

@@ -116,6 +116,26 @@ async def node_history(db: asyncpg.Pool, tenant: str, project: str, node_uuid: u
     return [_node_row(row) for row in rows]
 
 
+async def version_siblings(
+    db: asyncpg.Pool, tenant: str, project: str, graph_version: int, node: GraphNode
+) -> list[str]:
+    """Every version of a versioned model (same package and name), itself included; [] if it has none."""
+    if node.version is None:
+        return []
+    rows = await db.fetch(
+        "SELECT unique_id FROM graph_nodes "
+        f"WHERE tenant_id = $1 AND project_id = $2 AND {_AT_VERSION} AND resource_type = $4 AND name = $5 "
+        "AND node->>'package_name' = $6 ORDER BY unique_id",
+        tenant,
+        project,
+        graph_version,
+        node.resource_type,
+        node.name,
+        node.package_name,
+    )
+    return [row["unique_id"] for row in rows]
+
+
 async def parents_at(db: asyncpg.Pool, tenant: str, project: str, graph_version: int) -> dict[str, list[str]]:
     """unique_id -> depends_on_nodes of every node at a version: what the graph algorithms need."""
     rows = await db.fetch(

@@ -388,3 +388,27 @@ async def test_a_lost_snapshot_is_rebuilt_from_the_events(setup: Setup, tmp_path
     setup.ingestion = Ingestion()
     outcome = await setup.ingest(manifest=folder / "manifest.edited.json", catalog=corpus_path(JAFFLE, "catalog.json"))
     assert (outcome.graph_version, outcome.modified, outcome.added, outcome.removed) == (2, 1, 0, 0)
+
+
+async def test_model_versions_are_linked_to_their_siblings(setup: Setup, tmp_path: Path) -> None:
+    def versioned(raw: dict[str, Any]) -> None:
+        base = raw["nodes"].pop("model.jaffle_shop.orders")
+        for version in (1, 2):
+            unique_id = f"model.jaffle_shop.orders.v{version}"
+            raw["nodes"][unique_id] = {**base, "unique_id": unique_id, "version": version, "latest_version": 2}
+        for node in raw["nodes"].values():
+            parents = node.get("depends_on", {}).get("nodes", [])
+            node.get("depends_on", {})["nodes"] = [
+                "model.jaffle_shop.orders.v2" if p == "model.jaffle_shop.orders" else p for p in parents
+            ]
+
+    await setup.ingest(manifest=_manifest(tmp_path, versioned))
+    await setup.model.catch_up()
+    (v1,) = await queries.nodes(setup.model.db, "acme", "shop", 1, unique_ids=["model.jaffle_shop.orders.v1"])
+    assert (v1.node.version, v1.node.latest_version) == ("1", "2")
+    assert await queries.version_siblings(setup.model.db, "acme", "shop", 1, v1.node) == [
+        "model.jaffle_shop.orders.v1",
+        "model.jaffle_shop.orders.v2",
+    ]
+    (customers,) = await queries.nodes(setup.model.db, "acme", "shop", 1, unique_ids=["model.jaffle_shop.customers"])
+    assert await queries.version_siblings(setup.model.db, "acme", "shop", 1, customers.node) == []

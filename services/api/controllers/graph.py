@@ -269,6 +269,7 @@ class GraphController(Controller):
             parents=dag.parents(unique_id),
             children=children,
             tests=tests,
+            versions=await queries.version_siblings(model.db, tenant_id, project_id, row.graph_version, found[0].node),
             raw_code=code.raw_code,
             compiled_code=code.compiled_code,
         )
