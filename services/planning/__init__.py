@@ -1,0 +1,1 @@
+"""Planning: dbt's selection grammar over the LogicalGraph, policies, cost estimates and ExecutionPlans (issue 4)."""
