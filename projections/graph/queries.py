@@ -13,12 +13,14 @@ import asyncpg
 import msgspec
 
 from contracts.api.graph import GraphVersionView, IngestionView, NodeDiff, NodeStatusView
-from contracts.graph import CatalogEntry, GraphNode
+from contracts.graph import CatalogEntry, GraphNode, NodeResult, SourceFreshness
 from contracts.graph_diff import MODIFYING_ASPECTS
 
 _node = msgspec.json.Decoder(GraphNode)
 _catalog = msgspec.json.Decoder(CatalogEntry)
 _any = msgspec.json.Decoder()
+_result = msgspec.json.Decoder(NodeResult)
+_freshness = msgspec.json.Decoder(SourceFreshness)
 
 _AT_VERSION = "valid_from <= $3 AND (valid_to IS NULL OR valid_to > $3)"
 
@@ -255,3 +257,43 @@ async def diff(db: asyncpg.Pool, tenant: str, project: str, from_version: int, t
         )
         for row in rows
     ]
+
+
+async def history(
+    db: asyncpg.Pool, tenant: str, project: str, unique_ids: list[str], *, per_node: int = 20
+) -> dict[str, list[NodeResult]]:
+    """The most recent recorded results of each node (newest first), for cost estimates and policies.
+    ``docs generate`` results are left out: they say nothing about how long a node takes to build."""
+    rows = await db.fetch(
+        "SELECT unique_id, result::text AS result FROM ("
+        "  SELECT unique_id, result, row_number() OVER (PARTITION BY unique_id ORDER BY recorded_at DESC,"
+        "         completed_at DESC NULLS LAST) AS n"
+        "  FROM graph_run_results WHERE tenant_id = $1 AND project_id = $2 AND unique_id = ANY($3::text[])"
+        "  AND coalesce(command, '') <> 'generate'"
+        ") recent WHERE n <= $4 ORDER BY unique_id, n",
+        tenant,
+        project,
+        unique_ids,
+        per_node,
+    )
+    out: dict[str, list[NodeResult]] = {}
+    for row in rows:
+        out.setdefault(row["unique_id"], []).append(_result.decode(row["result"]))
+    return out
+
+
+async def last_statuses(db: asyncpg.Pool, tenant: str, project: str) -> dict[str, str]:
+    """unique_id -> status of its last recorded execution: what ``result:<status>`` selects on."""
+    rows = await db.fetch(
+        "SELECT unique_id, status FROM graph_node_status WHERE tenant_id = $1 AND project_id = $2", tenant, project
+    )
+    return {row["unique_id"]: row["status"] for row in rows}
+
+
+async def freshness(db: asyncpg.Pool, tenant: str, project: str) -> dict[str, SourceFreshness]:
+    rows = await db.fetch(
+        "SELECT unique_id, result::text AS result FROM graph_source_freshness WHERE tenant_id = $1 AND project_id = $2",
+        tenant,
+        project,
+    )
+    return {row["unique_id"]: _freshness.decode(row["result"]) for row in rows}

@@ -22,7 +22,7 @@ from contracts.events.graph import (
 )
 from contracts.graph import CatalogEntry, GraphNode, LogicalGraph, Macro
 from services.ingestion.snapshots import GraphSnapshot
-from services.shared.errors import ContractViolationError
+from services.shared.errors import NotFoundError
 from services.shared.eventstore.port import TenantEventStore
 
 
@@ -74,14 +74,32 @@ class _Fold:
                 pass  # run history and ingestion records do not shape the graph
 
 
-async def rebuild_snapshot(store: TenantEventStore, stream: str, project_id: str) -> GraphSnapshot:
-    """The graph at the stream's latest version, folded from its events."""
+_SHAPES_GRAPH = (
+    NodesAdded,
+    NodesRenamed,
+    NodesChanged,
+    NodesRemoved,
+    MacrosChanged,
+    CatalogRecorded,
+    GraphVersionCreated,
+)
+
+
+async def rebuild_snapshot(
+    store: TenantEventStore, stream: str, project_id: str, *, graph_version: int | None = None
+) -> GraphSnapshot:
+    """The graph at ``graph_version`` (default: the stream's latest), folded from its events."""
     fold = _Fold()
     for recorded in await store.read_stream(stream):
-        fold.apply(recorded.payload)
+        payload = recorded.payload
+        if graph_version is not None and isinstance(payload, _SHAPES_GRAPH) and payload.graph_version > graph_version:
+            break
+        fold.apply(payload)
     version = fold.version
-    if version is None:
-        raise ContractViolationError(f"stream {stream!r} holds no graph version to rebuild", stream_id=stream)
+    if version is None or (graph_version is not None and version.graph_version != graph_version):
+        raise NotFoundError(
+            f"stream {stream!r} holds no graph version {graph_version or ''} to rebuild", stream_id=stream
+        )
     graph = LogicalGraph(
         info=version.manifest,
         nodes=fold.nodes,

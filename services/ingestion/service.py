@@ -302,6 +302,36 @@ class Ingestion:
             elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
         )
 
+    async def current_graph(
+        self, store: TenantEventStore, objects: TenantObjectStore, project_id: str
+    ) -> GraphSnapshot | None:
+        """The project's graph now (None before its first ingestion): what planning selects from."""
+        stream = graph_stream(project_id)
+        head = await _head(store, stream)
+        return await self._prior(store, objects, stream, project_id, head.last) if head.last else None
+
+    async def graph_at(
+        self,
+        store: TenantEventStore,
+        objects: TenantObjectStore,
+        project_id: str,
+        graph_version: int,
+        snapshot_key: str,
+    ) -> GraphSnapshot:
+        """An earlier graph version (a ``state:`` reference): its snapshot, or a fold of the events up to it."""
+        try:
+            return await self._cache.load(objects, snapshot_key)
+        except (NotFoundError, ObjectCorruptedError, ContractViolationError) as exc:
+            log.warning(
+                "graph snapshot %s unusable (%s); rebuilding version %s from the events",
+                snapshot_key,
+                exc,
+                graph_version,
+            )
+        snapshot = await rebuild_snapshot(store, graph_stream(project_id), project_id, graph_version=graph_version)
+        self._cache.remember(objects.tenant_id, snapshot_key, snapshot)
+        return snapshot
+
     async def _prior(
         self, store: TenantEventStore, objects: TenantObjectStore, stream: str, project_id: str, last: ArtifactsIngested
     ) -> GraphSnapshot:

@@ -389,6 +389,15 @@ async def test_a_lost_snapshot_is_rebuilt_from_the_events(setup: Setup, tmp_path
     outcome = await setup.ingest(manifest=folder / "manifest.edited.json", catalog=corpus_path(JAFFLE, "catalog.json"))
     assert (outcome.graph_version, outcome.modified, outcome.added, outcome.removed) == (2, 1, 0, 0)
 
+    first_again = await rebuild_snapshot(setup.store, graph_stream("shop"), "shop", graph_version=1)
+    assert (first_again.graph_version, first_again.graph.nodes) == (1, cached.graph.nodes)
+    latest = await setup.ingestion.current_graph(setup.store, setup.objects, "shop")
+    assert latest is not None
+    assert latest.graph_version == 2
+    assert latest.graph.nodes["model.jaffle_shop.stg_orders"] != cached.graph.nodes["model.jaffle_shop.stg_orders"]
+    with pytest.raises(NotFoundError):
+        await rebuild_snapshot(setup.store, graph_stream("shop"), "shop", graph_version=3)
+
 
 async def test_model_versions_are_linked_to_their_siblings(setup: Setup, tmp_path: Path) -> None:
     def versioned(raw: dict[str, Any]) -> None:
