@@ -16,7 +16,9 @@ from services.shared.errors import (
     ArchivedError,
     CommandRejectedError,
     ConcurrencyConflictError,
+    ConflictError,
     ContractViolationError,
+    DbtCommandError,
     ForbiddenError,
     IdempotencyKeyReusedError,
     InfrastructureError,
@@ -33,6 +35,8 @@ PROBLEM_JSON = "application/problem+json"
 _STATUS: tuple[tuple[type[LockgateError], HTTPStatus], ...] = (
     (AlreadyExistsError, HTTPStatus.CONFLICT),
     (ArchivedError, HTTPStatus.CONFLICT),
+    (ConflictError, HTTPStatus.CONFLICT),
+    (DbtCommandError, HTTPStatus.UNPROCESSABLE_ENTITY),
     (IdempotencyKeyReusedError, HTTPStatus.UNPROCESSABLE_ENTITY),
     (CommandRejectedError, HTTPStatus.UNPROCESSABLE_ENTITY),
     (NotFoundError, HTTPStatus.NOT_FOUND),

@@ -26,6 +26,12 @@ class AlreadyExistsError(CommandRejectedError):
     code = "already_exists"
 
 
+class ConflictError(CommandRejectedError):
+    """The target's state does not allow the command now (an illegal transition, a stale plan): 409."""
+
+    code = "conflict"
+
+
 class ArchivedError(CommandRejectedError):
     """The command targets something that has been archived."""
 
