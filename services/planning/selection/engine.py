@@ -58,8 +58,6 @@ __all__ = [
 ALL_RESOURCE_TYPES: Final = DBT_LS_RESOURCE_TYPES | {"analysis"}
 """``dbt ls --resource-type all``."""
 
-_TESTS: Final = frozenset({"test", "unit_test"})
-
 
 def resource_types_from_args(
     resource_types: Iterable[str] | None = None, exclude_resource_types: Iterable[str] | None = None
@@ -147,9 +145,9 @@ class Selector:
 
     def evaluate(self, selection: Selection, *, resource_types: Collection[str] = DBT_LS_RESOURCE_TYPES) -> list[str]:
         direct, _ = self._evaluate(selection.spec)
-        nodes = self.index.nodes
+        type_of = self.index.type_of
         types = frozenset(resource_types)
-        return sorted(uid for uid in direct if nodes[uid].resource_type in types)
+        return sorted(uid for uid in direct if type_of[uid] in types)
 
     def matches(self, criterion: Criterion) -> set[str]:
         """What one criterion's method matches, before graph operators and tests (for explanations)."""
@@ -188,20 +186,24 @@ class Selector:
     def _expand(self, selected: set[str], mode: IndirectSelection) -> tuple[set[str], set[str]]:
         """Tests whose parent is selected (dbt's ``expand_selection``)."""
         index = self.index
-        nodes, children = index.nodes, index.children
-        direct, indirect = set(selected), set()
+        nodes = index.nodes
+        direct, indirect = set(selected), set[str]()
+        tests = index.test_children
+        candidates: set[str] = set()
+        for uid in selected:
+            kids = tests.get(uid)
+            if kids:
+                candidates.update(kids)
+        if mode == "eager":
+            direct |= candidates
+            return direct, indirect
         around: set[str] | None = None
         if mode == "buildable":
             around = selected | _walk(index.parents, selected, None) | index.sources_everywhere
-        candidates = {child for uid in selected for child in children.get(uid, ())}
         for uid in candidates:
             node = nodes[uid]
-            if node.resource_type not in _TESTS:
-                continue
-            if (
-                mode == "eager"
-                or selected.issuperset(node.depends_on_nodes)
-                or (around is not None and around.issuperset(node.depends_on_nodes))
+            if selected.issuperset(node.depends_on_nodes) or (
+                around is not None and around.issuperset(node.depends_on_nodes)
             ):
                 direct.add(uid)
             else:

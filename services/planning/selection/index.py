@@ -66,7 +66,7 @@ def node_tags(node: GraphNode) -> tuple[str, ...]:
 class FqnEntry:
     """A node that the fqn method can match (every type but sources), with its flattened fqn."""
 
-    __slots__ = ("flat", "fqn", "unique_id", "unscoped_flat", "versioned")
+    __slots__ = ("flat", "fqn", "joins", "leaf", "unique_id", "unscoped_flat", "unscoped_joins", "versioned")
 
     def __init__(self, node: GraphNode) -> None:
         self.unique_id = node.unique_id
@@ -74,6 +74,11 @@ class FqnEntry:
         self.flat = _flatten(node.fqn)
         self.unscoped_flat = _flatten(node.fqn[1:])
         self.versioned = node.resource_type == "model" and node.version is not None
+        self.leaf = node.fqn[-2] if self.versioned and len(node.fqn) >= 2 else node.fqn[-1]
+        """The name a bare selector is compared with (a versioned model's name, not its version)."""
+        self.joins = tuple(".".join(self.flat[i:]) for i in range(len(self.flat)))
+        """``".".join(flat[i:])`` for every i: what a wildcard from part i on is matched against."""
+        self.unscoped_joins = tuple(".".join(self.unscoped_flat[i:]) for i in range(len(self.unscoped_flat)))
 
 
 class GraphIndex:
@@ -117,10 +122,23 @@ class GraphIndex:
         self.parsed: frozenset[str] = frozenset(
             uid for uid, n in nodes.items() if n.resource_type not in NOT_PARSED_TYPES
         )
+        self.test_children: dict[str, list[str]] = {}
+        """Per node, its children that are tests or unit tests (what indirect selection looks at)."""
+        for uid, kids in self.children.items():
+            tests = [k for k in kids if nodes[k].resource_type in ("test", "unit_test")]
+            if tests:
+                self.test_children[uid] = tests
+        self.type_of: dict[str, str] = {uid: n.resource_type for uid, n in nodes.items()}
+        self.configurable: tuple[tuple[str, dict[str, object]], ...] = tuple(
+            (uid, n.config) for uid, n in nodes.items() if uid in self.parsed or n.resource_type == "source"
+        )
+        """Where ``config.`` looks: parsed nodes and sources, with their configs."""
         self._fqn: tuple[FqnEntry, ...] | None = None
         self._fqn_keys: dict[str, set[str]] | None = None
         self._versioned_keys: dict[str, set[str]] | None = None
         self._paths: _PathIndex | None = None
+        self.fqn_keys()
+        self._paths = _PathIndex(self)
 
     def of_types(self, *types: str) -> set[str]:
         found: set[str] = set()

@@ -12,9 +12,10 @@ or ``unit`` (``test_type:sing`` is singular); ``source_status:stale`` selects no
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from fnmatch import fnmatch
+from fnmatch import fnmatch, translate
 from pathlib import PurePosixPath
 from typing import Any, Final
 
@@ -93,43 +94,70 @@ def _text(value: Any) -> str:
 # ---------------------------------------------------------------------------------------------- fqn
 
 
-def _fqn_node_matches(  # noqa: PLR0911 - dbt's rule, branch for branch
-    entry: FqnEntry, fqn: tuple[str, ...], flat: tuple[str, ...], selector: str, parts: list[str]
+def _fqn_wildcard_matches(  # noqa: PLR0917 - the precomputed pieces of one dbt check
+    entry: FqnEntry,
+    fqn: tuple[str, ...],
+    flat: tuple[str, ...],
+    joins: tuple[str, ...],
+    selector: str,
+    parts: list[str],
+    first: int,
+    rest: Callable[[str], object],
 ) -> bool:
-    """Whether one (scoped or unscoped) fqn matches: dbt's ``is_selected_node``."""
+    """Dbt's ``is_selected_node`` for one (scoped or unscoped) fqn and a selector whose part ``first`` is the
+    first with a wildcard; ``rest`` matches ``".".join(parts[first:])`` as ``fnmatch`` does."""
     if entry.versioned:
         if fqn[-2] == selector or "_".join(fqn[-2:]) == "_".join(parts[-2:]):
             return True
     elif fqn[-1] == selector:
         return True
-    if len(flat) < len(parts):
+    if len(flat) < len(parts) or list(flat[:first]) != parts[:first]:
         return False
-    for i, part in enumerate(parts):
-        if any(ch in part for ch in WILDCARD_CHARS):
-            if fnmatch(".".join(flat[i:]), ".".join(parts[i:])):
-                return True
-            if "." not in selector:
-                return fnmatch(fqn[-2] if entry.versioned else fqn[-1], selector)
-            return False
-        if flat[i] != part:
-            return False
-    return True
+    if rest(joins[first]) is not None:
+        return True
+    if "." not in selector:  # a bare pattern also matches the model name alone
+        return rest(fqn[-2] if entry.versioned else fqn[-1]) is not None
+    return False
 
 
 def _fqn(index: GraphIndex, selector: str) -> set[str]:
     parts = selector.split(".")
-    if not any(any(ch in part for ch in WILDCARD_CHARS) for part in parts):
+    wild = [i for i, part in enumerate(parts) if any(ch in part for ch in WILDCARD_CHARS)]
+    if not wild:
         keys, versioned = index.fqn_keys()
         found = set(keys.get(selector, ()))
         found |= versioned.get("_".join(parts[-2:]), set())
         return found
     if selector == "*":
         return {entry.unique_id for entry in index.fqn_entries}
+    first = wild[0]
+    rest = re.compile(translate(".".join(parts[first:]))).match
+    if "." not in selector:
+        return _fqn_bare_pattern(index, selector, rest)
     found = set()
     for entry in index.fqn_entries:
         fqn = entry.fqn
-        if _fqn_node_matches(entry, fqn, entry.flat, selector, parts) or (
-            len(fqn) >= 2 and _fqn_node_matches(entry, fqn[1:], entry.unscoped_flat, selector, parts)
+        if _fqn_wildcard_matches(entry, fqn, entry.flat, entry.joins, selector, parts, first, rest) or (
+            len(fqn) >= 2
+            and _fqn_wildcard_matches(
+                entry, fqn[1:], entry.unscoped_flat, entry.unscoped_joins, selector, parts, first, rest
+            )
+        ):
+            found.add(entry.unique_id)
+    return found
+
+
+def _fqn_bare_pattern(index: GraphIndex, selector: str, match: Callable[[str], object]) -> set[str]:
+    """``_fqn_wildcard_matches`` for a pattern without dots, both fqns at once: the name equals it, or the
+    pattern matches the name, the whole dotted fqn or the fqn without its package."""
+    found = set()
+    for entry in index.fqn_entries:
+        if (
+            match(entry.joins[0]) is not None
+            or (entry.unscoped_joins and match(entry.unscoped_joins[0]) is not None)
+            or match(entry.leaf) is not None
+            or entry.leaf == selector
+            or (entry.versioned and "_".join(entry.fqn[-2:]) == selector)
         ):
             found.add(entry.unique_id)
     return found
@@ -202,8 +230,8 @@ def _config(index: GraphIndex, criterion: Criterion) -> set[str]:
             return bool(selector == value)
 
     found = set()
-    for uid in index.parsed | index.by_type.get("source", set()):
-        present, value = _descend(index.nodes[uid].config, keys)
+    for uid, config in index.configurable:
+        present, value = _descend(config, keys)
         if not present:
             continue
         if isinstance(value, list):
