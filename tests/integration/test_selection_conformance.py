@@ -572,7 +572,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     # the state: the base project built, its sources' freshness checked
     state_dir = root / "state"
     built = generate_artifacts(base, state_dir, commands=("build", "source freshness"))
-    assert built.manifest and built.run_results and built.sources
+    assert built.manifest
+    assert built.run_results
+    assert built.sources
     current_sources = json.loads(built.sources.read_bytes())
     previous_sources = json.loads(built.sources.read_bytes())
     for result in previous_sources["results"]:
@@ -593,7 +595,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     }
     request_path, answers_path = root / "request.json", root / "answers.json"
     request_path.write_text(json.dumps(request))
-    done = subprocess.run(  # noqa: S603 - our interpreter, our script
+    done = subprocess.run(
         [sys.executable, "-c", _LS_RUNNER, str(request_path), str(answers_path)],
         cwd=current,
         env=_dbt_env(),
@@ -702,7 +704,7 @@ def test_the_cases_cover_every_method_and_operator(world: World) -> None:
 def test_dbt_runner_batch_agrees_with_the_cli(world: World) -> None:
     """The batched dbtRunner answers are what the ``dbt ls`` command prints (one check, ~5 s)."""
     case = S("state:modified+", exclude="resource_type:test", state=True)
-    done = subprocess.run(  # noqa: S603 - our interpreter
+    done = subprocess.run(
         [
             sys.executable,
             "-m",
