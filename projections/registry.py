@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 
 from projections.graph.projector import GraphProjector
 from projections.runner import check_projector_name
+from projections.runs.projector import RunsProjector
 from projections.runtime import Projector
 from projections.tenancy.projector import TenancyProjector
 from services.shared.errors import ContractViolationError, NotFoundError
@@ -69,5 +70,6 @@ def known_projectors() -> ProjectorRegistry:
         [
             TenancyProjector(),
             GraphProjector(),
+            RunsProjector(),
         ]
     )

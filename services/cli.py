@@ -510,6 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
     from services.cli_graph import add_graph_commands  # noqa: PLC0415 - it imports this module's plumbing
 
     add_graph_commands(sub, common)
+    from services.cli_runs import add_run_commands  # noqa: PLC0415 - it imports this module's plumbing
+
+    add_run_commands(sub, common)
 
     events = sub.add_parser("events", help="the event log").add_subparsers(
         dest="action", required=True, metavar="ACTION"

@@ -3,6 +3,6 @@
 
 from __future__ import annotations
 
-from contracts.events import graph, tenancy
+from contracts.events import graph, runs, tenancy
 
-__all__ = ["graph", "tenancy"]
+__all__ = ["graph", "runs", "tenancy"]

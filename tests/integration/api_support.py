@@ -22,10 +22,14 @@ TOKENS = {
     "acme-admin-token": Principal(subject="alice", display_name="Alice", tenant_id="acme", roles=(ADMIN,)),
     "acme-viewer-token": Principal(subject="victor", display_name="Victor", tenant_id="acme", roles=(VIEWER,)),
     "globex-admin-token": Principal(subject="gina", display_name="Gina", tenant_id="globex", roles=(ADMIN,)),
+    "acme-approver-token": Principal(subject="bob", display_name="Bob", tenant_id="acme", roles=("approver",)),
+    "acme-approver2-token": Principal(subject="carol", display_name="Carol", tenant_id="acme", roles=("approver",)),
 }
 ADMIN_H = {"Authorization": "Bearer acme-admin-token"}
 VIEWER_H = {"Authorization": "Bearer acme-viewer-token"}
 GLOBEX_H = {"Authorization": "Bearer globex-admin-token"}
+APPROVER_H = {"Authorization": "Bearer acme-approver-token"}
+APPROVER2_H = {"Authorization": "Bearer acme-approver2-token"}
 PROBLEM = "application/problem+json"
 
 

@@ -6,6 +6,7 @@ from litestar.types import ControllerRouterHandler
 
 from services.api.controllers.events import EventController
 from services.api.controllers.graph import GraphController
+from services.api.controllers.runs import RunsController
 from services.api.controllers.tenancy import TENANCY_CONTROLLERS
 
-CONTROLLERS: list[ControllerRouterHandler] = [*TENANCY_CONTROLLERS, EventController, GraphController]
+CONTROLLERS: list[ControllerRouterHandler] = [*TENANCY_CONTROLLERS, EventController, GraphController, RunsController]

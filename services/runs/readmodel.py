@@ -1,0 +1,49 @@
+"""The runs read model with read-your-writes (one per store instance)."""
+
+from __future__ import annotations
+
+import uuid
+import weakref
+
+from contracts.api.runs import RunView
+from projections.runs import queries
+from projections.runs.projector import RunsProjector
+from services.shared.errors import NotFoundError
+from services.shared.readmodel import CaughtUpReadModel, PooledStore
+
+WAIT_SECONDS = 5.0
+
+
+class RunsReadModel(CaughtUpReadModel):
+    def __init__(self, store: PooledStore) -> None:
+        super().__init__(RunsProjector(), store, wait_seconds=WAIT_SECONDS)
+
+    async def run(self, tenant: str, run_id: uuid.UUID, *, version: int = 0) -> RunView:
+        """The run as the read model shows it, at ``version`` or later (a command's own write)."""
+        found: list[RunView] = []
+
+        async def shown() -> bool:
+            view = await queries.get_run(self.db, tenant, run_id)
+            if view is not None and view.version >= version:
+                found.append(view)
+                return True
+            return False
+
+        if version == 0:
+            await self.catch_up()
+            view = await queries.get_run(self.db, tenant, run_id)
+            if view is None:
+                raise NotFoundError(f"run {run_id} not found", run_id=str(run_id))
+            return view
+        await self.wait_until(shown, f"run {run_id}")
+        return found[-1]
+
+
+_models: weakref.WeakKeyDictionary[PooledStore, RunsReadModel] = weakref.WeakKeyDictionary()
+
+
+def runs_read_model(store: PooledStore) -> RunsReadModel:
+    model = _models.get(store)
+    if model is None:
+        model = _models[store] = RunsReadModel(store)
+    return model
