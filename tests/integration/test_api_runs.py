@@ -174,3 +174,17 @@ async def test_other_tenants_see_nothing(client: AsyncTestClient[Litestar]) -> N
     assert (await client.get(f"/api/tenants/globex/runs/{run['run_id']}", headers=GLOBEX_H)).status_code == 404
     unknown_env = await client.post(f"{SHOP}/runs", json={"environment_id": "nope"}, headers=ADMIN_H)
     assert unknown_env.status_code == 404
+
+
+async def test_replaying_a_runs_events_rebuilds_its_plan_byte_for_byte(client: AsyncTestClient[Litestar]) -> None:
+    import msgspec  # noqa: PLC0415
+
+    from contracts.plan import ExecutionPlan, canonical_plan_bytes, compute_plan_hash  # noqa: PLC0415
+
+    run = (await request_run(client, "prod", select="+orders")).json()
+    events = (await client.get(f"{BASE}/events", params={"stream": f"run-{run['run_id']}"}, headers=VIEWER_H)).json()
+    assert [e["type"] for e in events["items"]] == ["runs.run_requested.v1", "runs.plan_created.v1"]
+    recorded = msgspec.convert(events["items"][1]["payload"]["plan"], ExecutionPlan)
+    assert compute_plan_hash(recorded) == recorded.plan_hash == run["plan_hash"]
+    shown = (await client.get(f"{BASE}/runs/{run['run_id']}", headers=VIEWER_H)).json()["plan"]
+    assert canonical_plan_bytes(msgspec.convert(shown, ExecutionPlan)) == canonical_plan_bytes(recorded)
