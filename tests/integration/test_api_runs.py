@@ -188,3 +188,26 @@ async def test_replaying_a_runs_events_rebuilds_its_plan_byte_for_byte(client: A
     assert compute_plan_hash(recorded) == recorded.plan_hash == run["plan_hash"]
     shown = (await client.get(f"{BASE}/runs/{run['run_id']}", headers=VIEWER_H)).json()["plan"]
     assert canonical_plan_bytes(msgspec.convert(shown, ExecutionPlan)) == canonical_plan_bytes(recorded)
+
+
+async def test_a_selection_that_matches_nothing_is_an_empty_plan_not_an_error(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    preview = await client.post(
+        f"{SHOP}/plans", json={"environment_id": "prod", "select": "tag:no_such_tag"}, headers=VIEWER_H
+    )
+    assert preview.status_code == 200, preview.text
+    plan = preview.json()["plan"]
+    assert plan.get("items", []) == []
+    assert plan["totals"].get("run", 0) == 0
+    unknown_state = await client.post(
+        f"{SHOP}/plans",
+        json={"environment_id": "dev", "select": "state:modified", "state_reference": 9},
+        headers=VIEWER_H,
+    )
+    assert unknown_state.status_code == 404
+    assert "graph version 9" in unknown_state.json()["detail"]
+    syntax = await client.post(f"{SHOP}/runs", json={"environment_id": "dev", "select": "bogus:x"}, headers=ADMIN_H)
+    assert syntax.status_code == 422
+    assert "position" in syntax.json()["detail"]
+    assert (await client.get(f"{BASE}/runs", headers=VIEWER_H)).json()["items"] == []
