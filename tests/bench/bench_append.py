@@ -4,7 +4,8 @@ Configurations (interleaved round by round, medians reported, ratios taken withi
 
 - ``store``: ``PostgresEventStore.for_tenant(t).append(stream, events, expected_version=<known>, ...)`` — the real
   command path: expected-version check, idempotency bookkeeping (no key here), one statement per command, NOTIFY.
-- ``store, notify=False``: the same without the per-append ``pg_notify`` (what the NOTIFY costs).
+- ``store, notify=False``: the same without the store's wake-up ``pg_notify`` (sent after commits on its own
+  connection, coalesced: see ``_Notifier``), to show what it costs.
 - ``raw``: the physical reference, on dedicated connections. Single-event commands: one autocommitted ``INSERT``
   per event. 100-event commands: ``executemany`` of the 100 rows inside one transaction. Same rows (same payload
   and metadata JSON, explicit versions) into ``raw_events``, a ``CREATE TABLE ... (LIKE events INCLUDING ALL)``
@@ -330,13 +331,13 @@ Command: `{COMMAND}`
 4 writers / 1 writer (median events/s): {"; ".join(scaling)}. Goal 4 store writers no slower than 1:
 **{"met" if all(scales) else "NOT met"}**.
 
-Goal store >= 0.8x raw: **{met}**. Cost of the per-append NOTIFY (1 - store / store notify=False):
+Goal store >= 0.8x raw: **{met}**. Cost of the wake-up NOTIFY (1 - store / store notify=False):
 {", ".join(notify_costs)}. Single-event commands, where the time goes: {"; ".join(pool_shares)}.
 
 Reading the single-event rows: the client CPU column splits the gap. "raw via pool" minus "raw" is asyncpg's pool
 checkout and release per command; "store notify=False" minus "raw via pool" is the store's own client work (building and
 encoding the events, five array parameters, the returned rows). The rest is server time: the one-statement CTE
-(version check, command-log probe, insert, RETURNING) and the NOTIFY, which PostgreSQL serialises at commit.
+(version check, command-log probe, insert, RETURNING), plus the coalesced NOTIFY statements sent after commits.
 For 100-event commands the store's one `INSERT ... SELECT FROM unnest(...)` round trip beats `executemany` inside
 BEGIN/COMMIT.
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from importlib import resources
 from typing import Any, TypeVar
@@ -31,6 +32,8 @@ from services.shared.errors import (
     InfrastructureError,
 )
 from services.shared.eventstore.port import AppendResult
+
+log = logging.getLogger(__name__)
 
 MAX_EVENTS_PER_APPEND = 10_000
 MAX_STREAM_ID_LENGTH = 200
@@ -108,9 +111,9 @@ WITH prior AS (
         WITH ORDINALITY AS e(id, t, sv, d, at, n)
     WHERE $3::text IS NULL OR EXISTS (SELECT 1 FROM logged)
     RETURNING global_position, tx_id, version
-){notify}
+)
 SELECT c.v AS current_version, p.stream_id AS prior_stream, p.first_version AS prior_first,
-       p.last_version AS prior_last, i.global_position, i.tx_id::text::bigint AS tx_id, i.version{notify_column}
+       p.last_version AS prior_last, i.global_position, i.tx_id::text::bigint AS tx_id, i.version
 FROM cur c LEFT JOIN prior p ON true LEFT JOIN ins i ON true
 ORDER BY i.version
 """
@@ -127,18 +130,51 @@ WITH cur AS (
         WITH ORDINALITY AS e(id, t, sv, d, at, n)
     WHERE $4::int IS NULL OR cur.v = $4::int
     RETURNING global_position, tx_id, version
-){notify}
+)
 SELECT c.v AS current_version, $3::text AS prior_stream, NULL::int AS prior_first,
-       NULL::int AS prior_last, i.global_position, i.tx_id::text::bigint AS tx_id, i.version{notify_column}
+       NULL::int AS prior_last, i.global_position, i.tx_id::text::bigint AS tx_id, i.version
 FROM cur c LEFT JOIN ins i ON true
 ORDER BY i.version
 """
-_NOTIFY_CTE = f""", notified AS (
-    SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM (SELECT 1 FROM ins LIMIT 1) AS any_row
-)"""
-# A CTE without side effects runs only if referenced, and the planner drops an unused LEFT JOIN to it:
-# the scalar subquery in the select list is what makes PostgreSQL evaluate (and so send) the NOTIFY.
-_NOTIFY_COLUMN = ",\n       (SELECT count(*) FROM notified) AS notified"
+_NOTIFY_SQL = f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')"
+
+
+class _Notifier:
+    """Wakes followers in other processes after appends, off the append's path.
+
+    A NOTIFY inside the append's transaction takes PostgreSQL's cluster-wide notification lock at commit, which
+    serialises concurrent writers (measured: 4 writers of single-event commands at 0.53x raw with it, 0.86x
+    without). Here the store sends one ``pg_notify`` on its own connection after a commit, and coalesces: while
+    one is in flight, further appends only ask for one more, so a burst of appends costs a couple of NOTIFYs and
+    the last append is always followed by one. It stays a hint: followers also poll, and a failed NOTIFY is
+    only logged.
+    """
+
+    def __init__(self, send: Callable[[], Awaitable[None]]) -> None:
+        self._send = send
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+
+    def poke(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._again = True
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="lockgate-store-notify")
+
+    async def _run(self) -> None:
+        while True:
+            self._again = False
+            try:
+                await self._send()
+            except Exception as exc:  # noqa: BLE001 - a wake-up hint; followers poll as well
+                log.debug("store NOTIFY failed (followers fall back to polling): %r", exc)
+            if not self._again:
+                return
+
+    async def close(self) -> None:
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
 
 
 def _load_schema() -> str:
@@ -240,9 +276,9 @@ class PostgresEventStore:
         self._registry = registry
         self._decode = _RowDecoder(registry)
         self._metadata_encoder = msgspec.json.Encoder()
-        parts = {"notify": _NOTIFY_CTE if notify else "", "notify_column": _NOTIFY_COLUMN if notify else ""}
-        self._append_sql = _APPEND_SQL.format(**parts)
-        self._append_without_key_sql = _APPEND_WITHOUT_KEY_SQL.format(**parts)
+        self._append_sql = _APPEND_SQL
+        self._append_without_key_sql = _APPEND_WITHOUT_KEY_SQL
+        self._notifier = _Notifier(self._notify) if notify else None
         self.appended = asyncio.Event()
         """Set after every append by this process: an in-process wake-up for followers."""
 
@@ -270,9 +306,14 @@ class PostgresEventStore:
             await conn.execute(_load_schema())
 
     async def close(self) -> None:
+        if self._notifier is not None:
+            await self._notifier.close()
         if self._lanes is not None:
             await self._lanes.close()
         await self._pool.close()
+
+    async def _notify(self) -> None:
+        await self._statement("execute", _NOTIFY_SQL)
 
     def for_tenant(self, tenant_id: str) -> PostgresTenantStore:
         if not is_slug(tenant_id):
@@ -446,6 +487,8 @@ class PostgresEventStore:
             msg = f"append to {stream_id!r} wrote nothing"  # unreachable: see _lost_to_a_concurrent_duplicate
             raise AssertionError(msg)
         self.appended.set()
+        if self._notifier is not None:
+            self._notifier.poke()
         return AppendResult(
             stream_id=stream_id,
             first_version=first["version"],
