@@ -14,10 +14,8 @@ planning settings.
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import msgspec
 
@@ -25,14 +23,13 @@ from contracts.api.runs import RunRequest
 from contracts.base import Event
 from contracts.envelope import NewEvent, Scope
 from contracts.events.runs import RunRequested
-from contracts.graph import LogicalGraph
 from contracts.plan import ExecutionPlan, PlanInputs, PlanningSettings, PolicyRef, digest_settings
 from projections.graph import queries as graph_queries
 from services.ingestion.readmodel import graph_read_model
 from services.ingestion.service import Ingestion
 from services.planning.planner import build_plan
 from services.planning.policies import resolve_policies
-from services.planning.selection.engine import Selector
+from services.planning.selection.cache import SELECTORS
 from services.runs import domain
 from services.runs.domain import RunState, evolve_run, run_stream
 from services.shared.commands import CommandContext
@@ -45,45 +42,6 @@ from services.tenancy.handlers import load_environment
 
 _NO_PLAN = uuid.UUID(int=0)
 _ATTEMPTS = 3
-
-
-class _SelectorCache:
-    """Indexed graphs of recent graph versions (versions never change, indexing 10k nodes takes ~0.3 s), each
-    with its latest reference context (the state diff is cached in it)."""
-
-    def __init__(self, size: int = 8) -> None:
-        self._size = size
-        self._indexed: OrderedDict[tuple[str, str, int], Selector] = OrderedDict()
-        self._contexts: OrderedDict[tuple[str, str, int, int | None], tuple[int, Selector]] = OrderedDict()
-
-    def get(
-        self,
-        key: tuple[str, str, int, int | None, Mapping[str, str]],
-        graph: LogicalGraph,
-        reference: LogicalGraph | None,
-    ) -> Selector:
-        tenant, project, version, ref, results = key
-        fingerprint = hash(frozenset(results.items()))
-        cached = self._contexts.get((tenant, project, version, ref))
-        if cached is not None and cached[0] == fingerprint:
-            self._contexts.move_to_end((tenant, project, version, ref))
-            return cached[1]
-        base = self._indexed.get((tenant, project, version))
-        if base is None:
-            base = self._indexed[(tenant, project, version)] = Selector(graph)
-            _trim(self._indexed, self._size)
-        selector = base.with_context(state=reference, results=results)
-        self._contexts[(tenant, project, version, ref)] = (fingerprint, selector)
-        _trim(self._contexts, self._size)
-        return selector
-
-
-def _trim(cache: OrderedDict[Any, Any], size: int) -> None:
-    while len(cache) > size:
-        cache.popitem(last=False)
-
-
-_SELECTORS = _SelectorCache()
 
 
 class Planned(msgspec.Struct, frozen=True, kw_only=True):
@@ -170,7 +128,7 @@ class RunService:
             reference = await self._ingestion.graph_at(tenant, objects, project, row.graph_version, row.snapshot_key)
         statuses = await graph_queries.last_statuses(db, tid, project)
         freshness = await graph_queries.freshness(db, tid, project)
-        selector = _SELECTORS.get(
+        selector = SELECTORS.get(
             (tid, project, snapshot.graph_version, reference.graph_version if reference else None, statuses),
             snapshot.graph,
             reference.graph if reference is not None else None,

@@ -158,3 +158,18 @@ async def test_other_tenants_and_viewers_cannot_ingest_or_read(client: AsyncTest
     assert (await client.get(f"{SHOP}/graph", headers=GLOBEX_H)).status_code == 403
     other = await client.get("/api/tenants/globex/projects/shop/graph", headers=GLOBEX_H)
     assert other.status_code == 404
+
+
+async def test_graph_by_selector(client: AsyncTestClient[Litestar]) -> None:
+    await ingest_jaffle(client)
+    selected = (await client.get(f"{SHOP}/graph", params={"select": "+orders"}, headers=VIEWER_H)).json()
+    ids = {n["node"]["unique_id"] for n in selected["nodes"]}
+    assert {"model.jaffle_shop.orders", "model.jaffle_shop.stg_orders", "seed.jaffle_shop.raw_orders"} <= ids
+    assert "model.jaffle_shop.customers" not in ids
+    assert all(e["parent"] in ids and e["child"] in ids for e in selected["edges"])
+    both = await client.get(
+        f"{SHOP}/graph", params={"select": "orders", "focus": "model.jaffle_shop.orders"}, headers=VIEWER_H
+    )
+    assert both.status_code == 422
+    bad = await client.get(f"{SHOP}/graph", params={"select": "nosuch:x"}, headers=VIEWER_H)
+    assert bad.status_code == 422

@@ -39,6 +39,7 @@ from services.api.uploads import spool_body, spool_multipart
 from services.ingestion import code as node_code
 from services.ingestion.readmodel import GraphReadModel, graph_read_model
 from services.ingestion.service import KINDS, ArtifactKind
+from services.planning.selection.cache import SELECTORS
 from services.runtime import Runtime
 from services.shared.auth import ADMIN, VIEWER, Principal
 from services.shared.errors import ContractViolationError, NotFoundError
@@ -95,6 +96,25 @@ async def _ingest(
     )
     await graph_read_model(runtime.store).wait_for_ingestion(store.tenant_id, project_id, outcome.stream_version)
     return Response(outcome, status_code=200 if outcome.deduplicated else 201)
+
+
+async def _selected(
+    runtime: Runtime,
+    tenant_id: str,
+    project_id: str,
+    graph_version: int,
+    *,
+    select_expr: str | None,
+    exclude: str | None,
+    selector: str | None,
+) -> list[str]:
+    """The unique_ids a dbt selection picks in the project's current graph (dbt's grammar, issue 4)."""
+    tenant, objects = runtime.store.for_tenant(tenant_id), runtime.objects.for_tenant(tenant_id)
+    snapshot = await runtime.ingestion.current_graph(tenant, objects, project_id)
+    if snapshot is None or snapshot.graph_version != graph_version:
+        raise ContractViolationError("a selection applies to the project's latest graph version only")
+    engine = SELECTORS.get((tenant_id, project_id, graph_version, None, {}), snapshot.graph, None)
+    return engine.select(select_expr, exclude=exclude, selector=selector)
 
 
 class GraphController(Controller):
@@ -197,6 +217,9 @@ class GraphController(Controller):
         up: Depth = None,
         down: Depth = None,
         resource_type: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        select_expr: Annotated[str | None, QueryParameter(name="select", max_length=4000)] = None,
+        exclude: Annotated[str | None, QueryParameter(max_length=4000)] = None,
+        selector: Annotated[str | None, QueryParameter(max_length=200)] = None,
         after: After = None,
         limit: Limit = 1000,
     ) -> GraphPage:
@@ -204,6 +227,18 @@ class GraphController(Controller):
         await model.catch_up()
         row = await model.resolve_version(tenant_id, project_id, version)
         wanted: list[str] | None = None
+        if select_expr is not None or exclude is not None or selector is not None:
+            if focus is not None:
+                raise ContractViolationError("give either a focus node or a selection, not both")
+            wanted = await _selected(
+                runtime,
+                tenant_id,
+                project_id,
+                row.graph_version,
+                select_expr=select_expr,
+                exclude=exclude,
+                selector=selector,
+            )
         if focus is not None:
             dag = await model.dag(tenant_id, project_id, row.graph_version)
             if focus not in dag:

@@ -33,7 +33,7 @@ from projections.runs import queries
 from services.api.deps import ContextDep, PrincipalDep, RuntimeDep
 from services.ingestion.readmodel import graph_read_model
 from services.planning.explain import explain, explanation_json
-from services.planning.selection.engine import select
+from services.planning.selection.cache import SELECTORS
 from services.runs.readmodel import runs_read_model
 from services.runs.service import RunOutcome, RunService
 from services.runtime import Runtime
@@ -93,13 +93,12 @@ class RunsController(Controller):
             await model.catch_up()
             row = await model.resolve_version(tenant_id, project_id, state_version)
             reference = await runtime.ingestion.graph_at(tenant, objects, project_id, state_version, row.snapshot_key)
-        ids = select(
+        engine = SELECTORS.get(
+            (tenant_id, project_id, snapshot.graph_version, reference.graph_version if reference else None, {}),
             snapshot.graph,
-            select_expr,
-            exclude=exclude,
-            selector=selector,
-            state=reference.graph if reference is not None else None,
+            reference.graph if reference is not None else None,
         )
+        ids = engine.select(select_expr, exclude=exclude, selector=selector)
         return SelectionView(graph_version=snapshot.graph_version, unique_ids=list(ids))
 
     @post("/projects/{project_id:str}/plans", summary="The plan a run would get now (records nothing)", status_code=200)
