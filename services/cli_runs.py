@@ -141,6 +141,8 @@ def cmd_decide(args: argparse.Namespace) -> None:
             )
         elif args.action == "reject":
             outcome = await service.reject(store, args.run_id, context, comment=args.comment)
+        elif args.action == "replan":
+            outcome = await service.replan(store, runtime.objects.for_tenant(tenant), args.run_id, context)
         else:
             outcome = await service.cancel(store, args.run_id, context, reason=args.comment or "")
         return await _view(runtime, tenant, outcome)
@@ -209,6 +211,7 @@ def add_run_commands(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         ("approve", "approve a run's plan"),
         ("reject", "reject a run's plan"),
         ("cancel", "cancel a run"),
+        ("replan", "plan a waiting run again (after its plan went stale)"),
     ):
         parser = sub.add_parser(action, parents=[common], help=helptext)
         parser.add_argument("run_id", type=_run_id)

@@ -7,7 +7,7 @@ Transitions (anything else is an ``IllegalTransitionError``, nothing written)::
     awaiting_approval --approve--> approved      (approver has the role; in a production environment not
                                                   the requester (separation of duties); plan current)
     awaiting_approval --reject--> rejected
-    awaiting_approval --replan--> awaiting_approval | approved   (a new plan replaces a stale one)
+    awaiting_approval --replan--> awaiting_approval | approved   (a new plan replaces the current one)
     queued | planning | awaiting_approval | approved --cancel--> canceled
 
 A plan is *stale* when the project has a newer graph version than the one it was built on, or the
@@ -63,6 +63,10 @@ class RunState(msgspec.Struct, frozen=True, kw_only=True):
     environment_id: str
     status: RunStatus
     requested_by: str
+    select: str | None = None
+    exclude: str | None = None
+    selector: str | None = None
+    state_reference: int | None = None
     full_refresh: bool = False
     plan_id: uuid.UUID | None = None
     plan: ExecutionPlan | None = None
@@ -82,6 +86,10 @@ def evolve_run(state: RunState | None, event: Event, actor: str = "") -> RunStat
             environment_id=event.environment_id,
             status="planning",
             requested_by=actor,
+            select=event.select,
+            exclude=event.exclude,
+            selector=event.selector,
+            state_reference=event.state_reference,
             full_refresh=event.full_refresh,
         )
     if state is None:
@@ -116,6 +124,12 @@ def planned(run_id: uuid.UUID, plan_id: uuid.UUID, plan: ExecutionPlan, *, now: 
             PlanApproved(run_id=run_id, plan_id=plan_id, plan_hash=plan.plan_hash, automatic=True, approved_at=now)
         )
     return events
+
+
+def replan(state: RunState | None, *, plan_id: uuid.UUID, plan: ExecutionPlan, now: datetime) -> list[Event]:
+    """A new plan for a run that waits for approval (typically because its plan went stale)."""
+    run = _awaiting(state, "re-plan")
+    return planned(run.run_id, plan_id, plan, now=now)
 
 
 def approve(

@@ -236,6 +236,32 @@ class RunService:
 
         return await self._decide(tenant, run_id, decide, context, now)
 
+    async def replan(
+        self,
+        tenant: TenantEventStore,
+        objects: TenantObjectStore,
+        run_id: uuid.UUID,
+        context: CommandContext,
+        *,
+        now: datetime | None = None,
+    ) -> RunOutcome:
+        """Plan a waiting run again from its request, on the project's graph and the policies of now."""
+
+        async def decide(state: RunState) -> list[Event]:
+            request = RunRequest(
+                project_id=state.project_id,
+                environment_id=state.environment_id,
+                select=state.select,
+                exclude=state.exclude,
+                selector=state.selector,
+                state_reference=state.state_reference,
+                full_refresh=state.full_refresh,
+            )
+            planned = await self.preview(tenant, objects, request, now=now)
+            return domain.replan(state, plan_id=uuid.uuid4(), plan=planned.plan, now=now or datetime.now(UTC))
+
+        return await self._decide(tenant, run_id, decide, context, now)
+
     async def reject(
         self,
         tenant: TenantEventStore,

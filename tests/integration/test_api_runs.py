@@ -141,6 +141,16 @@ async def test_a_newer_graph_version_makes_the_plan_stale(client: AsyncTestClien
     assert stale.json()["code"] == "stale_plan"
     assert "re-plan" in stale.json()["detail"]
 
+    replanned = await client.post(f"{BASE}/runs/{run['run_id']}/replan", headers=ADMIN_H)
+    assert replanned.status_code == 200, replanned.text
+    fresh = replanned.json()
+    assert (fresh["status"], fresh["graph_version"]) == ("awaiting_approval", 2)
+    assert fresh["plan_id"] != run["plan_id"]
+    approved = await client.post(f"{BASE}/runs/{run['run_id']}/approve", json={}, headers=APPROVER_H)
+    assert approved.status_code == 200, approved.text
+    again = await client.post(f"{BASE}/runs/{run['run_id']}/replan", headers=ADMIN_H)
+    assert again.status_code == 409
+
 
 async def test_two_approvers_racing_one_wins(client: AsyncTestClient[Litestar]) -> None:
     run = (await request_run(client, "prod", select="orders")).json()

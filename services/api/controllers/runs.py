@@ -4,7 +4,8 @@
 * ``POST /projects/{p}/plans`` — the plan a run would get now, explained; records nothing;
 * ``POST /projects/{p}/runs`` — request a run: it is planned at once and either waits for approval (202)
   or is approved automatically (201); ``GET /runs``, ``GET /runs/{id}`` (with the plan and its explanation);
-* ``POST /runs/{id}/approve``, ``/reject``, ``/cancel`` — decisions; 409 for an illegal transition or a
+* ``POST /runs/{id}/approve``, ``/reject``, ``/cancel``, ``/replan`` — decisions (replan: a new plan for a
+  waiting run, e.g. a stale one); 409 for an illegal transition or a
   stale plan, 403 without the approver role or for the requester where separation of duties applies.
 """
 
@@ -205,6 +206,22 @@ class RunsController(Controller):
         _allowed(principal, tenant_id, ADMIN, APPROVER)
         outcome = await _service(runtime).reject(
             runtime.store.for_tenant(tenant_id), run_id, command_context, comment=data.comment, plan_id=data.plan_id
+        )
+        return await _answer(runtime, tenant_id, outcome)
+
+    @post("/runs/{run_id:uuid}/replan", summary="Plan a waiting run again (after its plan went stale)", status_code=200)
+    async def replan(
+        self,
+        *,
+        tenant_id: FromPath[str],
+        run_id: FromPath[uuid.UUID],
+        runtime: RuntimeDep,
+        principal: PrincipalDep,
+        command_context: ContextDep,
+    ) -> Response[RunView]:
+        _allowed(principal, tenant_id, ADMIN)
+        outcome = await _service(runtime).replan(
+            runtime.store.for_tenant(tenant_id), runtime.objects.for_tenant(tenant_id), run_id, command_context
         )
         return await _answer(runtime, tenant_id, outcome)
 

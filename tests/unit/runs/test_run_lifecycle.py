@@ -166,3 +166,20 @@ def test_hostile_or_oversized_comments_are_refused() -> None:
     (event,) = approve(state, comment="<script>alert(1)</script> ✓ \u202e")
     assert isinstance(event, PlanApproved)
     assert event.comment == "<script>alert(1)</script> ✓ \u202e"
+
+
+def test_a_waiting_run_can_be_replanned_and_the_new_plan_is_the_current_one() -> None:
+    state = fold(requested())
+    new_plan_id = uuid.UUID(int=3)
+    events = domain.replan(state, plan_id=new_plan_id, plan=plan(approvals=True, graph_version=4), now=NOW)
+    assert [type(e) for e in events] == [PlanCreated]
+    after = evolve_run(state, events[0], "alice")
+    assert (after.status, after.plan_id) == ("awaiting_approval", new_plan_id)
+    assert approve(after, plan_id=new_plan_id, current_graph_version=4)
+    with pytest.raises(StalePlanError, match="not the run's current plan"):
+        approve(after, plan_id=PLAN, current_graph_version=4)
+    no_approval = domain.replan(after, plan_id=uuid.UUID(int=4), plan=plan(approvals=False), now=NOW)
+    assert [type(e) for e in no_approval] == [PlanCreated, PlanApproved]
+    approved = evolve_run(after, approve(after, plan_id=new_plan_id, current_graph_version=4)[0], "bob")
+    with pytest.raises(IllegalTransitionError, match="re-plan"):
+        domain.replan(approved, plan_id=uuid.UUID(int=5), plan=plan(approvals=True), now=NOW)
