@@ -37,12 +37,7 @@ def _file(value: str) -> Path:
 async def ingest_files(
     runtime: Runtime, tenant: str, project: str, files: dict[ArtifactKind, Path], settings: Settings
 ) -> IngestionOutcome:
-    store = runtime.store.for_tenant(tenant)
-    outcome = await runtime.ingestion.ingest(
-        store, runtime.objects.for_tenant(tenant), project, files, _context(settings, tenant)
-    )
-    await graph_read_model(runtime.store).wait_for_ingestion(tenant, project, outcome.stream_version)
-    return outcome
+    return await runtime.ingest(tenant, project, files, _context(settings, tenant))
 
 
 PARSE_PLACEHOLDER = "lockgate-parse-placeholder"

@@ -12,13 +12,10 @@ import msgspec
 from contracts.api.runs import RunRequest, RunView
 from projections.runs import queries as run_queries
 from services.cli import BadInputError, Subparsers, _context, _emit, _run, _say, _table, _tenant
-from services.ingestion.readmodel import graph_read_model
 from services.planning.explain import explain, explanation_json, render_tree
-from services.planning.selection.engine import select
 from services.runs.readmodel import runs_read_model
 from services.runs.service import RunOutcome, RunService
 from services.runtime import Runtime
-from services.shared.errors import NotFoundError
 from services.shared.settings import Settings
 from services.tenancy.rules import check_id
 
@@ -49,25 +46,16 @@ def cmd_select(args: argparse.Namespace) -> None:
     expression = args.expr if args.expr is not None else args.select
 
     async def work(runtime: Runtime) -> list[str]:
-        store, objects = runtime.store.for_tenant(tenant), runtime.objects.for_tenant(tenant)
-        snapshot = await runtime.ingestion.current_graph(store, objects, project)
-        if snapshot is None:
-            raise NotFoundError(f"project {project!r} has no graph yet: run 'lockgate ingest' first")
-        reference = None
-        if args.state is not None:
-            model = graph_read_model(runtime.store)
-            await model.catch_up()
-            row = await model.resolve_version(tenant, project, args.state)
-            reference = await runtime.ingestion.graph_at(store, objects, project, args.state, row.snapshot_key)
-        return list(
-            select(
-                snapshot.graph,
-                expression,
-                exclude=args.exclude,
-                selector=args.selector,
-                state=reference.graph if reference is not None else None,
-            )
+        selection = await RunService(runtime.store, runtime.ingestion).select(
+            runtime.store.for_tenant(tenant),
+            runtime.objects.for_tenant(tenant),
+            project,
+            expression,
+            exclude=args.exclude,
+            selector=args.selector,
+            state_version=args.state,
         )
+        return selection.unique_ids
 
     ids = _run(args, work)
     if args.json:

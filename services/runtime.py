@@ -11,14 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nats.aio.client import Client as NatsClient  # a runtime import: litestar resolves Runtime's annotations
 
 import contracts.events  # noqa: F401 - registers every context's event types for decoding
-from services.ingestion.service import Ingestion
+from contracts.api.graph import IngestionOutcome
+from services.ingestion.service import ArtifactKind, Ingestion
+from services.shared.commands import CommandContext
 from services.shared.errors import InfrastructureError
 from services.shared.eventstore.postgres import PostgresEventStore
 from services.shared.objectstore.port import ObjectStore
@@ -95,6 +98,19 @@ class Runtime:
         if self._ingestion is None:
             self._ingestion = Ingestion()
         return self._ingestion
+
+    async def ingest(
+        self, tenant: str, project: str, files: Mapping[ArtifactKind, Path], context: CommandContext
+    ) -> IngestionOutcome:
+        """Ingest artifacts into a project and wait until the graph read model shows them (read-your-writes):
+        what the API, the CLI and the demo all do."""
+        from services.ingestion.readmodel import graph_read_model  # noqa: PLC0415
+
+        outcome = await self.ingestion.ingest(
+            self.store.for_tenant(tenant), self.objects.for_tenant(tenant), project, files, context
+        )
+        await graph_read_model(self.store).wait_for_ingestion(tenant, project, outcome.stream_version)
+        return outcome
 
     async def connect_nats(self) -> NatsClient:
         from services.shared.bus.nats import connect_nats  # noqa: PLC0415

@@ -34,3 +34,15 @@ def corpus_bytes(*parts: str) -> bytes:
     path = corpus_path(*parts)
     data = path.read_bytes()
     return gzip.decompress(data) if path.suffix == ".gz" else data
+
+
+def corpus_file(folder: Path, *parts: str) -> Path:
+    """A corpus file on disk, gunzipped into ``folder`` when it is stored as ``.gz`` (ingestion reads files). The
+    copy is named after the corpus path, so files of the same name from different projects never collide."""
+    path = corpus_path(*parts)
+    if path.suffix != ".gz":
+        return path
+    out = folder / "-".join((*parts[:-1], parts[-1].removesuffix(".gz")))
+    if not out.exists():
+        out.write_bytes(gzip.decompress(path.read_bytes()))
+    return out

@@ -23,7 +23,6 @@ from contracts.api.graph import IngestionOutcome
 from contracts.commands.tenancy import CreateEnvironment, CreateProject
 from contracts.envelope import SYSTEM_ACTOR
 from services.demo.build import DEMO_PROJECT, generate_artifacts
-from services.ingestion.readmodel import graph_read_model
 from services.ingestion.service import ArtifactKind
 from services.runtime import Runtime
 from services.shared.commands import CommandContext
@@ -101,8 +100,6 @@ async def setup_demo(runtime: Runtime, tenant: str) -> DemoOutcome:
         await asyncio.to_thread(generate_artifacts, DEMO_PROJECT, out)
         stamp.write_text(fingerprint)
     files = {kind: out / name for kind, name in ARTIFACTS.items() if (out / name).is_file()}
-    store = runtime.store.for_tenant(tenant)
     context = CommandContext(actor=SYSTEM_ACTOR, correlation_id=uuid.uuid4())
-    outcome = await runtime.ingestion.ingest(store, runtime.objects.for_tenant(tenant), PROJECT_ID, files, context)
-    await graph_read_model(runtime.store).wait_for_ingestion(tenant, PROJECT_ID, outcome.stream_version)
+    outcome = await runtime.ingest(tenant, PROJECT_ID, files, context)
     return DemoOutcome(project_id=PROJECT_ID, created=created, built=built, ingestion=outcome)

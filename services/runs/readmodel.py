@@ -20,23 +20,13 @@ class RunsReadModel(CaughtUpReadModel):
 
     async def run(self, tenant: str, run_id: uuid.UUID, *, version: int = 0) -> RunView:
         """The run as the read model shows it, at ``version`` or later (a command's own write)."""
-        found: list[RunView] = []
-
-        async def shown() -> bool:
-            view = await queries.get_run(self.db, tenant, run_id)
-            if view is not None and view.version >= version:
-                found.append(view)
-                return True
-            return False
-
         if version == 0:
             await self.catch_up()
             view = await queries.get_run(self.db, tenant, run_id)
             if view is None:
                 raise NotFoundError(f"run {run_id} not found", run_id=str(run_id))
             return view
-        await self.wait_until(shown, f"run {run_id}")
-        return found[-1]
+        return await self.wait_for(lambda: queries.get_run(self.db, tenant, run_id), version, f"run {run_id}")
 
 
 _models: weakref.WeakKeyDictionary[PooledStore, RunsReadModel] = weakref.WeakKeyDictionary()

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from contracts.api.runs import RunRequest
+from contracts.api.runs import RunRequest, SelectionView
 from contracts.base import Event
 from contracts.envelope import NewEvent, Scope
 from contracts.events.runs import RunRequested
@@ -27,6 +27,7 @@ from contracts.plan import ExecutionPlan, PlanInputs, PlanningSettings, PolicyRe
 from projections.graph import queries as graph_queries
 from services.ingestion.readmodel import graph_read_model
 from services.ingestion.service import Ingestion
+from services.ingestion.snapshots import GraphSnapshot
 from services.planning.planner import build_plan
 from services.planning.policies import resolve_policies
 from services.planning.selection.cache import SELECTORS
@@ -111,21 +112,48 @@ class RunService:
             raise ArchivedError(f"environment {project}/{environment} is archived", environment_id=environment)
         return env
 
+    async def _graphs(
+        self, tenant: TenantEventStore, objects: TenantObjectStore, project: str, state_version: int | None
+    ) -> tuple[GraphSnapshot, GraphSnapshot | None]:
+        """The project's current graph, and the graph version ``state:`` methods compare with (if one is given)."""
+        snapshot = await self._ingestion.current_graph(tenant, objects, project)
+        if snapshot is None:
+            raise NotFoundError(f"project {project!r} has no graph yet: ingest its artifacts first")
+        if state_version is None:
+            return snapshot, None
+        model = graph_read_model(self._store)
+        await model.catch_up()
+        row = await model.resolve_version(tenant.tenant_id, project, state_version)
+        return snapshot, await self._ingestion.graph_at(tenant, objects, project, row.graph_version, row.snapshot_key)
+
+    async def select(
+        self,
+        tenant: TenantEventStore,
+        objects: TenantObjectStore,
+        project: str,
+        select: str | None,
+        *,
+        exclude: str | None = None,
+        selector: str | None = None,
+        state_version: int | None = None,
+    ) -> SelectionView:
+        """The unique_ids a dbt selection picks in the project's current graph (``lockgate select``, ``/select``)."""
+        snapshot, reference = await self._graphs(tenant, objects, project, state_version)
+        engine = SELECTORS.get(
+            (tenant.tenant_id, project, snapshot.graph_version, reference.graph_version if reference else None, {}),
+            snapshot.graph,
+            reference.graph if reference is not None else None,
+        )
+        ids = engine.select(select, exclude=exclude, selector=selector)
+        return SelectionView(graph_version=snapshot.graph_version, unique_ids=list(ids))
+
     async def preview(
         self, tenant: TenantEventStore, objects: TenantObjectStore, request: RunRequest, *, now: datetime | None = None
     ) -> Planned:
         """Build the plan a run would get now. Records nothing."""
         env = await self._environment(tenant, request.project_id, request.environment_id)
-        snapshot = await self._ingestion.current_graph(tenant, objects, request.project_id)
-        if snapshot is None:
-            raise NotFoundError(f"project {request.project_id!r} has no graph yet: ingest its artifacts first")
-        model = graph_read_model(self._store)
-        await model.catch_up()
-        db, tid, project = model.db, tenant.tenant_id, request.project_id
-        reference = None
-        if request.state_reference is not None:
-            row = await model.resolve_version(tid, project, request.state_reference)
-            reference = await self._ingestion.graph_at(tenant, objects, project, row.graph_version, row.snapshot_key)
+        snapshot, reference = await self._graphs(tenant, objects, request.project_id, request.state_reference)
+        db, tid, project = graph_read_model(self._store).db, tenant.tenant_id, request.project_id
         statuses = await graph_queries.last_statuses(db, tid, project)
         freshness = await graph_queries.freshness(db, tid, project)
         selector = SELECTORS.get(

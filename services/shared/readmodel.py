@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import asyncpg
 
@@ -23,6 +23,16 @@ _POLL = 0.005
 class PooledStore(GlobalFeed, Protocol):
     @property
     def pool(self) -> asyncpg.Pool: ...
+
+
+class Versioned(Protocol):
+    @property
+    def version(self) -> int:
+        """The version of the row's stream after the last event the read model applied."""
+        ...
+
+
+R = TypeVar("R", bound=Versioned)
 
 
 class CaughtUpReadModel:
@@ -55,3 +65,17 @@ class CaughtUpReadModel:
                 raise InfrastructureError(f"{what} was recorded, but the {self._name} read model did not show it "
                                           f"within {self._wait} s")  # fmt: skip
             await asyncio.sleep(_POLL)  # our commit may still be behind the visibility horizon
+
+    async def wait_for(self, fetch: Callable[[], Awaitable[R | None]], version: int, what: str) -> R:
+        """Catch up until ``fetch`` returns the row at ``version`` or later (a command's own write)."""
+        found: list[R] = []
+
+        async def shown() -> bool:
+            row = await fetch()
+            if row is not None and row.version >= version:
+                found.append(row)
+                return True
+            return False
+
+        await self.wait_until(shown, f"{what} (version {version})")
+        return found[-1]

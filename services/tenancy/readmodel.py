@@ -12,63 +12,17 @@ transaction elsewhere) the request fails with 503 and the command's events stay 
 
 from __future__ import annotations
 
-import asyncio
 import weakref
-from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
 
-import asyncpg
-
-from contracts.api.tenancy import EnvironmentView, OrgView, ProjectView, TenantView
-from projections.runner import ProjectionRunner
 from projections.tenancy.projector import TenancyProjector
-from services.shared.errors import InfrastructureError
-from services.shared.eventstore.port import GlobalFeed
+from services.shared.readmodel import CaughtUpReadModel, PooledStore
 
 WAIT_SECONDS = 5.0
-_POLL = 0.005
-
-V = TypeVar("V", TenantView, OrgView, ProjectView, EnvironmentView)
 
 
-class PooledStore(GlobalFeed, Protocol):
-    @property
-    def pool(self) -> asyncpg.Pool: ...
-
-
-class TenancyReadModel:
+class TenancyReadModel(CaughtUpReadModel):
     def __init__(self, store: PooledStore) -> None:
-        self._pool = store.pool
-        self._runner = ProjectionRunner(TenancyProjector(), store.pool, store)
-
-    @property
-    def db(self) -> asyncpg.Pool:
-        return self._pool
-
-    async def catch_up(self, within: float = WAIT_SECONDS) -> None:
-        try:
-            async with asyncio.timeout(within):
-                await self._runner.catch_up()
-        except TimeoutError:
-            raise InfrastructureError(
-                f"the tenancy read model did not catch up with the store within {within:.1f} s"
-            ) from None
-
-    async def wait_for(self, fetch: Callable[[], Awaitable[V | None]], version: int, what: str) -> V:
-        """Catch up until ``fetch`` returns the row at ``version`` or later (the command's own write)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + WAIT_SECONDS
-        while True:
-            await self.catch_up(within=max(deadline - loop.time(), 0.001))
-            view = await fetch()
-            if view is not None and view.version >= version:
-                return view
-            if loop.time() >= deadline:
-                raise InfrastructureError(
-                    f"{what} was recorded at version {version}, but the tenancy read model did not show it "
-                    f"within {WAIT_SECONDS} s"
-                )
-            await asyncio.sleep(_POLL)  # our commit may still be behind the visibility horizon
+        super().__init__(TenancyProjector(), store, wait_seconds=WAIT_SECONDS)
 
 
 _models: weakref.WeakKeyDictionary[PooledStore, TenancyReadModel] = weakref.WeakKeyDictionary()

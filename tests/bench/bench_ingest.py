@@ -21,7 +21,6 @@ peak memory <= 3x the manifest. ``LOCKGATE_BENCH_INGEST_ROUNDS`` (default 3) sca
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
 import os
 import statistics
@@ -47,7 +46,7 @@ from services.shared.objectstore.local import LocalObjectStore
 from services.tenancy import handlers
 from tests.bench.conftest import machine, markdown_table, now_utc, update_readme_section
 from tests.conftest import _admin, database_url
-from tests.corpus import corpus_path
+from tests.corpus import corpus_file
 
 pytestmark = pytest.mark.bench
 
@@ -100,15 +99,6 @@ class _MiniManifest(msgspec.Struct):
 
 
 _mini = msgspec.json.Decoder(_MiniManifest)
-
-
-def _unzipped(path: Path, folder: Path, project: str) -> Path:
-    if path.suffix != ".gz":
-        return path
-    out = folder / f"{project}-{path.parent.name}-{path.name.removesuffix('.gz')}"
-    if not out.exists():
-        out.write_bytes(gzip.decompress(path.read_bytes()))
-    return out
 
 
 # -- one ingestion on a fresh database ---------------------------------------------------------------
@@ -221,8 +211,8 @@ def test_ingest_benchmark(pg_template: str, tmp_path: Path) -> None:
     verdicts: list[str] = []
     memory: list[str] = []
     for project, (folder, name) in PROJECTS.items():
-        base = _unzipped(corpus_path(folder, name), tmp_path, folder)
-        edited = _unzipped(corpus_path(folder, "state_modified", "manifest.edited.json.gz"), tmp_path, folder)
+        base = corpus_file(tmp_path, folder, name)
+        edited = corpus_file(tmp_path, folder, "state_modified", "manifest.edited.json.gz")
         rounds = [asyncio.run(_round(bench, base, edited)) for _ in range(ROUNDS)]
         med = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
         size_mb = base.stat().st_size / 1e6

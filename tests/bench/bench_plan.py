@@ -15,7 +15,6 @@ Goals (issue 4): plan for ``state:modified+`` on GitLab and Spellbook <= 50 ms (
 from __future__ import annotations
 
 import asyncio
-import gzip
 import os
 import shutil
 import statistics
@@ -36,7 +35,7 @@ from services.ingestion.artifacts import read_manifest
 from services.planning.planner import build_plan
 from services.planning.selection.engine import Selector
 from tests.bench.conftest import machine, markdown_table, now_utc, update_readme_section
-from tests.corpus import corpus_path
+from tests.corpus import corpus_file
 from tests.unit.ingestion.test_diff_corpus import load
 
 pytestmark = pytest.mark.bench
@@ -193,8 +192,8 @@ async def _http(pg_url: str, tmp: Path, project: str, base_name: str) -> list[li
     tokens = TokenTable({"bench": Principal(subject="bench", tenant_id="default", roles=(ADMIN,))})
     app = create_app(Settings(database_url=pg_url, home=tmp / f"home-{project}", dev_principal=False), tokens=tokens)
     headers = {"Authorization": "Bearer bench"}
-    base = _unzipped(corpus_path(project, base_name), tmp)
-    edited = _unzipped(corpus_path(project, "state_modified", "manifest.edited.json.gz"), tmp)
+    base = corpus_file(tmp, project, base_name)
+    edited = corpus_file(tmp, project, "state_modified", "manifest.edited.json.gz")
     root = "/api/tenants/default/projects/p"
     async with AsyncTestClient(app, timeout=300) as client:
         body = {"project_id": "p", "name": "P", "repository": "/srv/p"}
@@ -225,15 +224,6 @@ async def _atimed_ms(work: Callable[[], Awaitable[None]]) -> float:
     started = time.perf_counter()
     await work()
     return (time.perf_counter() - started) * 1000
-
-
-def _unzipped(path: Path, folder: Path) -> Path:
-    if path.suffix != ".gz":
-        return path
-    out = folder / f"{path.parent.parent.name}-{path.parent.name}-{path.name.removesuffix('.gz')}"
-    if not out.exists():
-        out.write_bytes(gzip.decompress(path.read_bytes()))
-    return out
 
 
 def test_plan_benchmark(tmp_path: Path, pg_url: str) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import shutil
 import uuid
 from pathlib import Path
 from typing import Any, cast
@@ -26,7 +25,7 @@ from services.shared.errors import ArtifactError, ConcurrencyConflictError, NotF
 from services.shared.eventstore.postgres import PostgresEventStore, PostgresTenantStore
 from services.shared.objectstore.local import LocalObjectStore
 from services.tenancy import handlers
-from tests.corpus import corpus_path
+from tests.corpus import corpus_file, corpus_path
 
 ALICE = Actor(subject="alice", roles=("admin",))
 JAFFLE = "jaffle_shop_duckdb"
@@ -51,15 +50,6 @@ def counts(manifest: Path) -> tuple[int, int]:
             # accepted with a warning but is no edge of the graph.
             edges += len(set((node.get("depends_on") or {}).get("nodes") or []) & known)
     return nodes, edges
-
-
-def unzipped(path: Path, tmp: Path) -> Path:
-    if path.suffix != ".gz":
-        return path
-    out = tmp / path.name.removesuffix(".gz")
-    with gzip.open(path, "rb") as src, out.open("wb") as dst:
-        shutil.copyfileobj(src, dst)
-    return out
 
 
 class Setup:
@@ -157,7 +147,7 @@ async def test_big_state_modified_pairs_change_exactly_the_edited_model(
     setup: Setup, project: str, tmp_path: Path
 ) -> None:
     base = corpus_path(project, "manifest.json")
-    edited = unzipped(corpus_path(project, "state_modified", "manifest.edited.json.gz"), tmp_path)
+    edited = corpus_file(tmp_path, project, "state_modified", "manifest.edited.json.gz")
     nodes, edges = counts(base)
     first = await setup.ingest(manifest=base)
     assert (first.nodes, first.edges) == (nodes, edges)

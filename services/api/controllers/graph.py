@@ -39,7 +39,7 @@ from services.api.uploads import spool_body, spool_multipart
 from services.ingestion import code as node_code
 from services.ingestion.readmodel import GraphReadModel, graph_read_model
 from services.ingestion.service import KINDS, ArtifactKind
-from services.planning.selection.cache import SELECTORS
+from services.runs.service import RunService
 from services.runtime import Runtime
 from services.shared.auth import ADMIN, VIEWER, Principal
 from services.shared.errors import ContractViolationError, NotFoundError
@@ -91,10 +91,7 @@ def _edges(nodes: list[queries.NodeRow], within: set[str] | None) -> list[Edge]:
 async def _ingest(
     runtime: Runtime, store: PostgresTenantStore, project_id: str, files: dict[ArtifactKind, Path], context: Any
 ) -> Response[IngestionOutcome]:
-    outcome = await runtime.ingestion.ingest(
-        store, runtime.objects.for_tenant(store.tenant_id), project_id, files, context
-    )
-    await graph_read_model(runtime.store).wait_for_ingestion(store.tenant_id, project_id, outcome.stream_version)
+    outcome = await runtime.ingest(store.tenant_id, project_id, files, context)
     return Response(outcome, status_code=200 if outcome.deduplicated else 201)
 
 
@@ -109,12 +106,17 @@ async def _selected(
     selector: str | None,
 ) -> list[str]:
     """The unique_ids a dbt selection picks in the project's current graph (dbt's grammar, issue 4)."""
-    tenant, objects = runtime.store.for_tenant(tenant_id), runtime.objects.for_tenant(tenant_id)
-    snapshot = await runtime.ingestion.current_graph(tenant, objects, project_id)
-    if snapshot is None or snapshot.graph_version != graph_version:
+    selection = await RunService(runtime.store, runtime.ingestion).select(
+        runtime.store.for_tenant(tenant_id),
+        runtime.objects.for_tenant(tenant_id),
+        project_id,
+        select_expr,
+        exclude=exclude,
+        selector=selector,
+    )
+    if selection.graph_version != graph_version:
         raise ContractViolationError("a selection applies to the project's latest graph version only")
-    engine = SELECTORS.get((tenant_id, project_id, graph_version, None, {}), snapshot.graph, None)
-    return engine.select(select_expr, exclude=exclude, selector=selector)
+    return selection.unique_ids
 
 
 class GraphController(Controller):

@@ -32,14 +32,11 @@ from contracts.api.runs import (
 from contracts.plan import ExecutionPlan
 from projections.runs import queries
 from services.api.deps import ContextDep, PrincipalDep, RuntimeDep
-from services.ingestion.readmodel import graph_read_model
 from services.planning.explain import explain, explanation_json
-from services.planning.selection.cache import SELECTORS
 from services.runs.readmodel import runs_read_model
 from services.runs.service import RunOutcome, RunService
 from services.runtime import Runtime
 from services.shared.auth import ADMIN, VIEWER, Principal
-from services.shared.errors import NotFoundError
 from services.tenancy.rules import check_id
 
 TENANT_PATH = "/api/tenants/{tenant_id:str}"
@@ -82,25 +79,15 @@ class RunsController(Controller):
         ] = None,
     ) -> SelectionView:
         _allowed(principal, tenant_id, ADMIN, VIEWER, APPROVER)
-        check_id("project", project_id)
-        tenant = runtime.store.for_tenant(tenant_id)
-        objects = runtime.objects.for_tenant(tenant_id)
-        snapshot = await runtime.ingestion.current_graph(tenant, objects, project_id)
-        if snapshot is None:
-            raise NotFoundError(f"project {project_id!r} has no graph yet")
-        reference = None
-        if state_version is not None:
-            model = graph_read_model(runtime.store)
-            await model.catch_up()
-            row = await model.resolve_version(tenant_id, project_id, state_version)
-            reference = await runtime.ingestion.graph_at(tenant, objects, project_id, state_version, row.snapshot_key)
-        engine = SELECTORS.get(
-            (tenant_id, project_id, snapshot.graph_version, reference.graph_version if reference else None, {}),
-            snapshot.graph,
-            reference.graph if reference is not None else None,
+        return await _service(runtime).select(
+            runtime.store.for_tenant(tenant_id),
+            runtime.objects.for_tenant(tenant_id),
+            check_id("project", project_id),
+            select_expr,
+            exclude=exclude,
+            selector=selector,
+            state_version=state_version,
         )
-        ids = engine.select(select_expr, exclude=exclude, selector=selector)
-        return SelectionView(graph_version=snapshot.graph_version, unique_ids=list(ids))
 
     @post("/projects/{project_id:str}/plans", summary="The plan a run would get now (records nothing)", status_code=200)
     async def preview_plan(
