@@ -15,12 +15,19 @@ import msgspec
 from contracts.envelope import RecordedEvent
 from contracts.events.runs import (
     RUN_EVENTS,
+    NodeFinished,
+    NodeStarted,
     PlanApproved,
     PlanCreated,
     PlanRejected,
     RunCanceled,
+    RunCancelRequested,
     RunEvent,
+    RunFinished,
+    RunQueued,
     RunRequested,
+    RunRequeued,
+    RunStarted,
 )
 from projections.runtime import Connection
 
@@ -128,6 +135,14 @@ class RunsProjector:
                 await _decided(conn, event, payload.run_id, "rejected", payload.comment)
             case RunCanceled():
                 await _decided(conn, event, payload.run_id, "canceled", payload.reason)
+            case RunQueued() | RunRequeued():
+                await _status(conn, event, payload.run_id, "queued" if isinstance(payload, RunQueued) else "approved")
+            case RunStarted():
+                await _status(conn, event, payload.run_id, "running")
+            case RunFinished():
+                await _status(conn, event, payload.run_id, payload.status)
+            case NodeStarted() | NodeFinished() | RunCancelRequested():
+                await _status(conn, event, payload.run_id, None)
             case _:
                 assert_never(payload)
 
@@ -143,4 +158,17 @@ async def _decided(conn: Connection, event: RecordedEvent, run_id: uuid.UUID, st
         event.occurred_at,
         comment,
         event.version,
+    )
+
+
+async def _status(conn: Connection, event: RecordedEvent, run_id: uuid.UUID, status: str | None) -> None:
+    """A runner's event: the new status (None: unchanged) and the stream version."""
+    await conn.execute(
+        "UPDATE runs SET status = coalesce($3, status), version = $4, updated_at = $5 "
+        "WHERE tenant_id = $1 AND run_id = $2 AND version < $4",
+        event.tenant_id,
+        run_id,
+        status,
+        event.version,
+        event.occurred_at,
     )

@@ -8,7 +8,12 @@ Transitions (anything else is an ``IllegalTransitionError``, nothing written)::
                                                   the requester (separation of duties); plan current)
     awaiting_approval --reject--> rejected
     awaiting_approval --replan--> awaiting_approval | approved   (a new plan replaces the current one)
-    queued | planning | awaiting_approval | approved --cancel--> canceled
+    planning | awaiting_approval | approved | queued --cancel--> canceled
+    approved | queued --start (a runner takes the lease)--> running
+    approved --quota full--> queued
+    running --cancel--> running (cancel requested; the runner stops dbt) --finish--> canceled
+    running --finish--> success | warning | failed | canceled
+    running --runner lost, retries left--> approved (requeued: the next start is attempt + 1)
 
 A plan is *stale* when the project has a newer graph version than the one it was built on, or the
 environment's policy set changed: approving it is refused (``StalePlanError``) and a re-plan is required.
@@ -24,12 +29,19 @@ import msgspec
 
 from contracts.base import Event
 from contracts.events.runs import (
+    NodeFinished,
+    NodeStarted,
     PlanApproved,
     PlanCreated,
     PlanRejected,
     RunCanceled,
+    RunCancelRequested,
     RunEvent,
+    RunFinished,
+    RunQueued,
     RunRequested,
+    RunRequeued,
+    RunStarted,
     RunStatus,
 )
 from contracts.ids import StreamId, stream_id
@@ -39,7 +51,9 @@ from services.shared.errors import ConflictError, ContractViolationError, Forbid
 APPROVER = "approver"
 """The role that may approve plans (``admin`` may too)."""
 APPROVING_ROLES = frozenset({APPROVER, "admin"})
-TERMINAL: frozenset[RunStatus] = frozenset({"rejected", "canceled"})
+TERMINAL: frozenset[RunStatus] = frozenset({"rejected", "canceled", "success", "warning", "failed"})
+RUNNABLE: frozenset[RunStatus] = frozenset({"approved", "queued"})
+"""A runner may take the run."""
 MAX_COMMENT = 2000
 
 
@@ -71,6 +85,11 @@ class RunState(msgspec.Struct, frozen=True, kw_only=True):
     plan_id: uuid.UUID | None = None
     plan: ExecutionPlan | None = None
     approved_by: str | None = None
+    attempt: int = 0
+    """The current (or last) execution attempt; 0 before the first start."""
+    runner_id: str | None = None
+    """The runner executing the run (``running`` only)."""
+    cancel_requested: bool = False
 
 
 def evolve_run(state: RunState | None, event: Event, actor: str = "") -> RunState:
@@ -105,7 +124,31 @@ def evolve_run(state: RunState | None, event: Event, actor: str = "") -> RunStat
         case RunCanceled():
             return msgspec.structs.replace(state, status="canceled")
         case _:
+            return _evolve_execution(state, event)
+
+
+def _evolve_execution(state: RunState, event: RunEvent) -> RunState:
+    """Fold one of the runner's events."""
+    changes: dict[str, object]
+    match event:
+        case RunQueued():
+            changes = {"status": "queued"}
+        case RunStarted():
+            changes = {"status": "running", "attempt": event.attempt, "runner_id": event.runner_id}
+            changes["cancel_requested"] = False
+        case NodeStarted() | NodeFinished():
+            changes = {}
+        case RunCancelRequested():
+            changes = {"cancel_requested": True}
+        case RunFinished():
+            changes = {"status": event.status, "runner_id": None}
+        case RunRequeued():
+            changes = {"status": "approved", "runner_id": None, "cancel_requested": False}
+        case RunRequested() | PlanCreated() | PlanApproved() | PlanRejected() | RunCanceled():
+            raise ContractViolationError(f"{type(event).__name__} is not an execution event")
+        case _:
             assert_never(event)
+    return msgspec.structs.replace(state, **changes) if changes else state
 
 
 def _comment(comment: str, *, required: bool) -> str:
@@ -191,11 +234,17 @@ def reject(
 
 
 def cancel(state: RunState | None, *, reason: str, now: datetime) -> list[Event]:
+    """Cancel a run: at once when no runner holds it, else a request the runner acts on (it interrupts dbt)."""
     if state is None:
         raise IllegalTransitionError("no such run")
     if state.status in TERMINAL:
         raise IllegalTransitionError(f"run {state.run_id} is {state.status}; it cannot be canceled")
-    return [RunCanceled(run_id=state.run_id, reason=_comment(reason, required=False), canceled_at=now)]
+    reason = _comment(reason, required=False)
+    if state.status == "running":
+        if state.cancel_requested:
+            raise IllegalTransitionError(f"run {state.run_id} is already being canceled")
+        return [RunCancelRequested(run_id=state.run_id, reason=reason, requested_at=now)]
+    return [RunCanceled(run_id=state.run_id, reason=reason, canceled_at=now)]
 
 
 def _awaiting(state: RunState | None, verb: str) -> RunState:
