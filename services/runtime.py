@@ -112,6 +112,11 @@ class Runtime:
         await graph_read_model(self.store).wait_for_ingestion(tenant, project, outcome.stream_version)
         return outcome
 
+    async def ensure_local_runner(self) -> None:
+        """Make sure this process executes approved runs itself when nothing else will: in the embedded default
+        a ``lockgate run --wait`` must finish its run even when no ``lockgate serve`` is up (the runs' leases
+        keep two processes from executing one run). No-op in distributed mode (runner workers do it)."""
+
     async def connect_nats(self) -> NatsClient:
         from services.shared.bus.nats import connect_nats  # noqa: PLC0415
 
