@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 import weakref
 
-from contracts.api.runs import RunView
+from contracts.api.runs import NodeView, RunView
 from projections.runs import queries
 from projections.runs.projector import RunsProjector
 from services.shared.errors import NotFoundError
@@ -27,6 +27,17 @@ class RunsReadModel(CaughtUpReadModel):
                 raise NotFoundError(f"run {run_id} not found", run_id=str(run_id))
             return view
         return await self.wait_for(lambda: queries.get_run(self.db, tenant, run_id), version, f"run {run_id}")
+
+    async def nodes(self, tenant: str, run_id: uuid.UUID, *, attempt: int | None = None) -> list[NodeView]:
+        """The run's node timeline (its current attempt unless ``attempt`` says otherwise), caught up."""
+        await self.catch_up()
+        return await queries.run_nodes(self.db, tenant, run_id, attempt=attempt)
+
+    async def final_log_lines(self, tenant: str, run_id: uuid.UUID) -> int | None:
+        """Caught up: the run's final log line count once it has ended, None while it may still write lines.
+        What ``services.runner.logs.follow`` asks to know when to stop."""
+        await self.catch_up()
+        return await queries.final_log_lines(self.db, tenant, run_id)
 
 
 _models: weakref.WeakKeyDictionary[PooledStore, RunsReadModel] = weakref.WeakKeyDictionary()

@@ -28,6 +28,8 @@ from contracts.api.runs import (
     RunRequestBody,
     RunView,
     SelectionView,
+    format_run_cursor,
+    parse_run_cursor,
 )
 from contracts.plan import ExecutionPlan
 from projections.runs import queries
@@ -37,6 +39,7 @@ from services.runs.readmodel import runs_read_model
 from services.runs.service import RunOutcome, RunService
 from services.runtime import Runtime
 from services.shared.auth import ADMIN, VIEWER, Principal
+from services.shared.errors import ContractViolationError
 from services.tenancy.rules import check_id
 
 TENANT_PATH = "/api/tenants/{tenant_id:str}"
@@ -124,7 +127,7 @@ class RunsController(Controller):
         )
         return await _answer(runtime, tenant_id, outcome, created=True)
 
-    @get("/runs", summary="Runs, newest first")
+    @get("/runs", summary="Runs, newest first (filtered, in keyset pages)")
     async def list_runs(
         self,
         *,
@@ -132,17 +135,37 @@ class RunsController(Controller):
         runtime: RuntimeDep,
         principal: PrincipalDep,
         project: Annotated[str | None, QueryParameter(max_length=63)] = None,
+        environment: Annotated[str | None, QueryParameter(max_length=63)] = None,
         status: Annotated[str | None, QueryParameter(max_length=32)] = None,
-        before: Annotated[
-            datetime | None, QueryParameter(description="requested_at of the last run of the previous page")
+        actor: Annotated[str | None, QueryParameter(max_length=200, description="Who requested the run.")] = None,
+        since: Annotated[datetime | None, QueryParameter(description="Requested at or after.")] = None,
+        until: Annotated[datetime | None, QueryParameter(description="Requested before.")] = None,
+        cursor: Annotated[
+            str | None, QueryParameter(max_length=60, description="The next_cursor of the previous page.")
         ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=queries.MAX_LIMIT)] = 50,
     ) -> RunList:
         _allowed(principal, tenant_id, ADMIN, VIEWER, APPROVER)
+        try:
+            after = parse_run_cursor(cursor) if cursor is not None else None
+        except ValueError as exc:
+            raise ContractViolationError(str(exc), field="cursor") from None
         model = runs_read_model(runtime.store)
         await model.catch_up()
-        items = await queries.list_runs(model.db, tenant_id, project=project, status=status, before=before, limit=limit)
-        return RunList(items=items, next_before=items[-1].requested_at.isoformat() if len(items) == limit else None)
+        items = await queries.list_runs(
+            model.db,
+            tenant_id,
+            project=project,
+            environment=environment,
+            status=status,
+            actor=actor,
+            since=since,
+            until=until,
+            after=after,
+            limit=limit,
+        )
+        following = queries.cursor_of(items, limit)
+        return RunList(items=items, next_cursor=format_run_cursor(following) if following is not None else None)
 
     @get("/runs/{run_id:uuid}", summary="One run with its plan and the plan's explanation")
     async def get_run(
