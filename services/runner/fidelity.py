@@ -59,20 +59,23 @@ def outcome(
     """How a run that dbt finished ends: ``(status, reason, message)``.
 
     In order: ``dbt_error`` when dbt could not run (exit status 2, or a non-zero exit and no result at all);
-    ``plan_mismatch`` for any deviation; ``node_failed`` when a node's status is neither OK nor warn (the
-    message names the first ones, in ``statuses`` order); ``dbt_error`` again for a non-zero exit with every
-    node fine (an ``on-run-end`` hook failed...); else ``warning`` if a test warned, else ``success``.
-    Timeouts, memory kills and cancels are the caller's to decide before asking this."""
+    ``node_failed`` when a node's status is neither OK nor warn (the message names the first ones, in
+    ``statuses`` order, and mentions any deviation: a runner that stops after a failing invocation leaves
+    the later invocations' items missing, a consequence of the failure); ``plan_mismatch`` for any deviation;
+    ``dbt_error`` again for a non-zero exit with every node fine (a failing ``on-run-end`` hook...); else
+    ``warning`` if a test warned, else ``success``. ``exit_code``: the first non-zero exit status of the
+    run's invocations, else 0. Timeouts, memory kills and cancels are the caller's to decide first."""
     failed = [(uid, status) for uid, status in statuses.items() if status not in OK_STATUSES | WARN_STATUSES]
+    deviated = bool(deviation.unplanned or deviation.missing)
     if exit_code == DBT_ERROR_EXIT or (exit_code != 0 and not statuses):
         return "failed", "dbt_error", f"dbt could not run (exit status {exit_code})"
-    if deviation.unplanned or deviation.missing:
-        message = _deviation_message(deviation)
-        if failed:
-            message += f"; also {_failures_message(failed)}"
-        return "failed", "plan_mismatch", message
     if failed:
-        return "failed", "node_failed", _failures_message(failed)
+        message = _failures_message(failed)
+        if deviated:
+            message += f"; plan deviation: {_deviation_message(deviation)}"
+        return "failed", "node_failed", message
+    if deviated:
+        return "failed", "plan_mismatch", _deviation_message(deviation)
     if exit_code != 0:
         return "failed", "dbt_error", f"dbt exited with status {exit_code} although every node succeeded"
     warned = [uid for uid, status in statuses.items() if status in WARN_STATUSES]

@@ -122,9 +122,16 @@ def test_any_deviation_fails_even_a_successful_run() -> None:
     status, reason, message = outcome({"model.p.x": "success"}, exit_code=0, deviation=deviation)
     assert (status, reason) == ("failed", "plan_mismatch")
     assert message == "dbt executed 1 node not in the plan: model.p.x; dbt never reported 1 planned node: model.p.y"
+
+
+def test_a_node_failure_is_the_reason_even_with_a_deviation_which_the_message_mentions() -> None:
+    # e.g. the runner stopped after a failing invocation: the later invocations' items are missing
+    deviation = PlanDeviation(missing=("model.p.later",))
     _, reason, message = outcome({"model.p.x": "error"}, exit_code=1, deviation=deviation)
-    assert reason == "plan_mismatch"
-    assert message.endswith("; also 1 node failed: model.p.x (error)")
+    assert reason == "node_failed"
+    assert (
+        message == "1 node failed: model.p.x (error); plan deviation: dbt never reported 1 planned node: model.p.later"
+    )
 
 
 def test_an_empty_run_that_exits_zero_is_a_success() -> None:
