@@ -140,13 +140,17 @@ def plan_invocations(
     log_path: Path,
     full_refresh: bool = False,
     profile: str | None = None,
+    partial_parse_file: Path | None = None,
     selector: Selector | None = None,
 ) -> list[Invocation]:
     """The dbt invocations that execute ``plan``'s RUN and PARTIAL items, in the order to run them (see the
     module doc); none when the plan executes nothing. Deterministic: the same plan gives the same argv.
 
     ``target_path`` is a directory of per-invocation sub-directories; ``profile`` adds ``--profile``;
-    ``selector``: an index of ``graph`` to reuse. Raises ``PlanTranslationError``."""
+    ``partial_parse_file``: an existing ``partial_parse.msgpack`` (e.g. of a ``dbt parse`` of the workspace)
+    that every invocation reads and updates (dbt's hidden ``--partial-parse-file-path``): dbt keeps it in the
+    target path, so without it each invocation parses the project from scratch. ``selector``: an index of
+    ``graph`` to reuse. Raises ``PlanTranslationError``."""
     if threads < 1:
         raise PlanTranslationError(f"threads must be at least 1, not {threads}")
     groups = _group(plan, graph)
@@ -157,6 +161,7 @@ def plan_invocations(
         "--target",
         target,
         *(("--profile", profile) if profile is not None else ()),
+        *(("--partial-parse-file-path", str(partial_parse_file)) if partial_parse_file is not None else ()),
         "--project-dir",
         str(project_dir),
         "--profiles-dir",
