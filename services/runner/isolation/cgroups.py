@@ -108,7 +108,7 @@ class CgroupHost:
         except OSError as exc:
             log.debug("cgroup v2 subtree %s is not writable: %s", base, exc)
             return None
-        usable = set(_read(base / "cgroup.subtree_control").split()) & available
+        usable = _controller_names(_read(base / "cgroup.subtree_control")) & available
         if not os.access(base / "cgroup.procs", os.W_OK) and not usable:
             return None
         return cls(version=2, root=root, parent=parent, controllers=frozenset(usable))
@@ -155,10 +155,16 @@ def _wanted_controllers(limits: Limits) -> set[str]:
 
 
 def _enable_controllers(directory: Path, controllers: set[str]) -> None:
-    enabled = set(_read(directory / "cgroup.subtree_control").split())
+    enabled = _controller_names(_read(directory / "cgroup.subtree_control"))
     missing = sorted(controllers - enabled)
     if missing:
         _write(directory / "cgroup.subtree_control", " ".join(f"+{c}" for c in missing))
+
+
+def _controller_names(text: str) -> set[str]:
+    """The kernel lists ``cgroup.subtree_control`` as ``cpu memory``; a plain-file stand-in keeps the ``+cpu``
+    that was written, so a leading ``+`` is dropped."""
+    return {word.removeprefix("+") for word in text.split()}
 
 
 @dataclass
