@@ -1,8 +1,9 @@
 """The runner worker's Prometheus metrics, on a registry of their own (not the process-global default one, so
 that tests and other components do not see or collide with them), and a small ``/metrics`` HTTP server.
 
-The worker calls ``run_started`` when it begins executing a run (after its queue wait), ``node_finished`` for
-each node dbt reports, and ``run_finished`` once with the run's final status. ``render`` gives the exposition
+The worker calls ``run_started`` when it begins executing a run (after its queue wait) and ``run_ended`` when it
+stops (the pair keeps ``lockgate_runs_active``), ``node_finished`` for each node dbt reports, and
+``run_finished`` once per final status it records. ``render`` gives the exposition
 text for an existing HTTP app; ``serve_metrics`` serves it on its own port until ``stop`` is set.
 """
 
@@ -56,10 +57,15 @@ def run_started(queue_wait_s: float) -> None:
     RUNS_ACTIVE.inc()
 
 
-def run_finished(status: FinalStatus, reason: FailureReason, *, oom: bool = False) -> None:
-    """A run this worker started (``run_started``) ended; ``oom``: its dbt process was OOM-killed."""
-    RUNS_FINISHED.labels(status=status, reason=reason).inc()
+def run_ended() -> None:
+    """The worker stopped executing a run it counted with ``run_started`` (however that ended)."""
     RUNS_ACTIVE.dec()
+
+
+def run_finished(status: FinalStatus, reason: FailureReason, *, oom: bool = False) -> None:
+    """The worker recorded a run's end (also for runs it never started: a workspace error before the start,
+    a lost runner's run it reaped); ``oom``: the dbt process was OOM-killed."""
+    RUNS_FINISHED.labels(status=status, reason=reason).inc()
     if oom:
         RUNS_OOM_KILLED.inc()
 

@@ -1,7 +1,7 @@
 """Supervise one dbt process: hand on its output line by line, stop it on cancel or timeout, say how it ended.
 
 Stopping is gentle first: SIGINT, on which dbt cancels its warehouse queries and exits, then SIGKILL if it is
-still running ``grace_s`` seconds later. Every line the process wrote is handed to ``on_line`` (in order, one at a
+still running ``grace`` seconds later. Every line the process wrote is handed to ``on_line`` (in order, one at a
 time, so a slow consumer slows the reading rather than losing lines) before ``supervise`` returns, including
 the lines written just before the end.
 
@@ -36,9 +36,9 @@ class Supervised(msgspec.Struct, frozen=True, kw_only=True):
     canceled: bool = False
     """``cancel`` was set before the process ended on its own."""
     timed_out: bool = False
-    """The wall-clock ``timeout_s`` passed before the process ended on its own."""
+    """The wall-clock ``timeout`` passed before the process ended on its own."""
     killed: bool = False
-    """It was still running ``grace_s`` seconds after SIGINT and got SIGKILL."""
+    """It was still running ``grace`` seconds after SIGINT and got SIGKILL."""
     lines: int = 0
     """Lines handed to ``on_line``."""
 
@@ -48,28 +48,28 @@ async def supervise(
     *,
     on_line: LineHandler | None,
     cancel: asyncio.Event,
-    timeout_s: float,
-    grace_s: float,
+    timeout: float,  # noqa: ASYNC109 - a deadline for the process (then SIGINT), not for this coroutine
+    grace: float,
     drain_s: float = DRAIN_TIMEOUT_S,
 ) -> Supervised:
-    """Run ``execution`` to its end; see the module doc. ``timeout_s`` counts from this call."""
+    """Run ``execution`` to its end; see the module doc. ``timeout`` (seconds) counts from this call."""
     counter = _LineCounter(on_line)
     pump = asyncio.create_task(counter.consume(execution))
     ended = asyncio.create_task(execution.wait())
     try:
-        why = await _first_event(ended, pump, cancel, timeout_s)
+        why = await _first_event(ended, pump, cancel, timeout)
         killed = False
         if why != "ended":
-            log.info("stopping the process (%s): SIGINT, SIGKILL after %.1f s", why, grace_s)
+            log.info("stopping the process (%s): SIGINT, SIGKILL after %.1f s", why, grace)
             await execution.interrupt()
-            done, _ = await asyncio.wait({ended}, timeout=grace_s)
+            done, _ = await asyncio.wait({ended}, timeout=grace)
             if not done:
                 killed = True
                 await execution.kill()
         exit_ = await ended
         await _drain(pump, drain_s)
     except BaseException:
-        await _abandon(execution, ended, pump, grace_s)
+        await _abandon(execution, ended, pump, grace)
         raise
     return Supervised(
         exit=exit_,
@@ -93,11 +93,11 @@ class _LineCounter:
 
 
 async def _first_event(
-    ended: asyncio.Task[Exit], pump: asyncio.Task[None], cancel: asyncio.Event, timeout_s: float
+    ended: asyncio.Task[Exit], pump: asyncio.Task[None], cancel: asyncio.Event, deadline_s: float
 ) -> Literal["ended", "canceled", "timed_out"]:
     """What happens first: the end, a cancel or the timeout. Raises what ``on_line`` raised meanwhile."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
+    deadline = loop.time() + deadline_s
     canceling = asyncio.create_task(cancel.wait())
     watched: set[asyncio.Future[Any]] = {ended, canceling, pump}
     try:

@@ -109,7 +109,7 @@ async def run(execution: DockerExecution, *, cancel_on: str | None = None) -> tu
         if line.decode() == cancel_on:
             cancel.set()
 
-    done = await supervise(execution, on_line=keep, cancel=cancel, timeout_s=60, grace_s=10)
+    done = await supervise(execution, on_line=keep, cancel=cancel, timeout=60, grace=10)
     return done, lines
 
 

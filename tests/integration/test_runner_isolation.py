@@ -60,7 +60,7 @@ async def run(execution: LocalExecution, *, timeout_s: float = 60, grace_s: floa
     async def keep(line: bytes) -> None:
         lines.append(line.decode())
 
-    done = await supervise(execution, on_line=keep, cancel=asyncio.Event(), timeout_s=timeout_s, grace_s=grace_s)
+    done = await supervise(execution, on_line=keep, cancel=asyncio.Event(), timeout=timeout_s, grace=grace_s)
     return done, lines
 
 
@@ -200,7 +200,7 @@ async def cancel_when_ready(execution: LocalExecution, *, grace_s: float) -> tup
         if line == b"ready":
             cancel.set()
 
-    done = await supervise(execution, on_line=keep, cancel=cancel, timeout_s=60, grace_s=grace_s)
+    done = await supervise(execution, on_line=keep, cancel=cancel, timeout=60, grace=grace_s)
     return done, lines
 
 

@@ -79,7 +79,7 @@ async def test_every_line_reaches_on_line_in_order_even_after_the_exit() -> None
     output = [f"line {i}".encode() for i in range(300)]
     process = ScriptedProcess(output)
     collected = Collected(slow=True)  # the process has long exited while the lines are still being handed on
-    done = await supervise(process, on_line=collected, cancel=asyncio.Event(), timeout_s=10, grace_s=1)
+    done = await supervise(process, on_line=collected, cancel=asyncio.Event(), timeout=10, grace=1)
     assert collected.lines == [*output, b"last words"]
     assert done.lines == 301
     assert done.exit == Exit(returncode=0)
@@ -89,7 +89,7 @@ async def test_every_line_reaches_on_line_in_order_even_after_the_exit() -> None
 
 async def test_without_on_line_the_output_is_still_consumed() -> None:
     process = ScriptedProcess([b"a", b"b"])
-    done = await supervise(process, on_line=None, cancel=asyncio.Event(), timeout_s=10, grace_s=1)
+    done = await supervise(process, on_line=None, cancel=asyncio.Event(), timeout=10, grace=1)
     assert done.lines == 3
     assert done.exit.returncode == 0
 
@@ -99,7 +99,7 @@ async def test_cancel_interrupts_and_the_process_ends_within_the_grace_period() 
     cancel = asyncio.Event()
     collected = Collected()
     asyncio.get_running_loop().call_later(0.05, cancel.set)
-    done = await supervise(process, on_line=collected, cancel=cancel, timeout_s=10, grace_s=5)
+    done = await supervise(process, on_line=collected, cancel=cancel, timeout=10, grace=5)
     assert done.canceled
     assert not done.killed
     assert not done.timed_out
@@ -114,7 +114,7 @@ async def test_a_process_that_ignores_sigint_is_killed_after_the_grace_period() 
     cancel.set()
     loop = asyncio.get_running_loop()
     started = loop.time()
-    done = await supervise(process, on_line=None, cancel=cancel, timeout_s=10, grace_s=0.2)
+    done = await supervise(process, on_line=None, cancel=cancel, timeout=10, grace=0.2)
     assert 0.2 <= loop.time() - started < 1.0
     assert done.canceled
     assert done.killed
@@ -124,7 +124,7 @@ async def test_a_process_that_ignores_sigint_is_killed_after_the_grace_period() 
 
 async def test_the_timeout_interrupts_like_a_cancel() -> None:
     process = ScriptedProcess([], runs_for=None)
-    done = await supervise(process, on_line=None, cancel=asyncio.Event(), timeout_s=0.1, grace_s=5)
+    done = await supervise(process, on_line=None, cancel=asyncio.Event(), timeout=0.1, grace=5)
     assert done.timed_out
     assert not done.canceled
     assert not done.killed
@@ -133,7 +133,7 @@ async def test_the_timeout_interrupts_like_a_cancel() -> None:
 
 async def test_a_process_that_ends_before_the_timeout_is_left_alone() -> None:
     process = ScriptedProcess([], runs_for=0.05)
-    done = await supervise(process, on_line=None, cancel=asyncio.Event(), timeout_s=5, grace_s=5)
+    done = await supervise(process, on_line=None, cancel=asyncio.Event(), timeout=5, grace=5)
     assert not done.timed_out
     assert process.signals == []
 
@@ -146,14 +146,14 @@ async def test_a_failing_on_line_kills_the_process_and_propagates() -> None:
             raise RuntimeError("lease lost")
 
     with pytest.raises(RuntimeError, match="lease lost"):
-        await supervise(process, on_line=fenced, cancel=asyncio.Event(), timeout_s=10, grace_s=1)
+        await supervise(process, on_line=fenced, cancel=asyncio.Event(), timeout=10, grace=1)
     assert process.signals == ["SIGKILL"]
     assert (await process.wait()).returncode == -9
 
 
 async def test_cancelling_the_supervisor_kills_and_reaps_the_process() -> None:
     process = ScriptedProcess([], runs_for=None)
-    task = asyncio.create_task(supervise(process, on_line=None, cancel=asyncio.Event(), timeout_s=10, grace_s=1))
+    task = asyncio.create_task(supervise(process, on_line=None, cancel=asyncio.Event(), timeout=10, grace=1))
     await asyncio.sleep(0.05)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -164,7 +164,7 @@ async def test_cancelling_the_supervisor_kills_and_reaps_the_process() -> None:
 async def test_output_held_open_after_the_exit_is_abandoned_after_the_drain_time() -> None:
     process = ScriptedProcess([b"a"], runs_for=0.0, holds_output=True)
     collected = Collected()
-    done = await supervise(process, on_line=collected, cancel=asyncio.Event(), timeout_s=10, grace_s=1, drain_s=0.1)
+    done = await supervise(process, on_line=collected, cancel=asyncio.Event(), timeout=10, grace=1, drain_s=0.1)
     assert done.exit.returncode == 0
     assert collected.lines == [b"a", b"last words"]
 
@@ -187,6 +187,8 @@ def test_the_workers_calls_show_in_the_exposition_text() -> None:
     assert sample("lockgate_runs_active") == active + 1
     metrics.node_finished("model", "success", 1.5)
     metrics.run_finished("failed", "out_of_memory", oom=True)
+    assert sample("lockgate_runs_active") == active + 1
+    metrics.run_ended()
 
     assert sample("lockgate_runs_active") == active
     assert sample("lockgate_run_queue_wait_seconds_count") == waits + 1
