@@ -180,3 +180,25 @@ async def test_cancel_interrupts_the_container_with_its_limits_applied(
     assert lines == ["ready"]
     assert time.monotonic() - started < 8
     assert containers_of(podman_service, execution) == []
+
+
+async def test_our_own_kill_under_a_memory_limit_is_not_taken_for_an_oom_kill(
+    runtime: DockerRuntime, tmp_path: Path
+) -> None:
+    execution = await runtime.start(
+        ["sh", "-c", "trap '' INT; echo ready; while true; do sleep 1; done"],
+        cwd=tmp_path,
+        env={"PATH": "/bin"},
+        limits=Limits(memory_bytes=64 * MB),
+    )
+    lines: list[str] = []
+    cancel = asyncio.Event()
+
+    async def keep(line: bytes) -> None:
+        lines.append(line.decode())
+        cancel.set()
+
+    done = await supervise(execution, on_line=keep, cancel=cancel, timeout=60, grace=1)
+    assert done.killed
+    assert done.exit.returncode == 137
+    assert not done.exit.oom_killed

@@ -12,8 +12,8 @@ lost) by a background task that ``lines`` splits. ``wait`` waits for the exit, l
 removes the container.
 
 Out of memory: ``State.OOMKilled``, or exit status 137 (SIGKILL) under a memory limit, because podman reports
-``OOMKilled: false`` for a container the kernel's OOM killer ended (FEASIBILITY.md §4). A dbt killed by our own
-``kill`` also exits 137; ``supervise`` says when it killed (``Supervised.killed``), which callers check first.
+``OOMKilled: false`` for a container the kernel's OOM killer ended (FEASIBILITY.md §4); a 137 after our own
+``kill`` is not counted as one.
 The engine does not report a finished container's peak memory: ``peak_memory_bytes`` is None.
 """
 
@@ -111,6 +111,7 @@ class DockerExecution:
         self._container = container
         self.execution_id = execution_id
         self._memory_limited = memory_limited
+        self._killed = False
         self._output = asyncio.StreamReader()
         self._reading = asyncio.create_task(self._read_logs())
         self._ending: asyncio.Task[Exit] | None = None
@@ -127,6 +128,7 @@ class DockerExecution:
         await self._signal("SIGINT")
 
     async def kill(self) -> None:
+        self._killed = True
         await self._signal("SIGKILL")
 
     async def wait(self) -> Exit:
@@ -161,7 +163,7 @@ class DockerExecution:
                 log.warning("log stream of container %s still open after its exit", self.container_id)
         finally:
             await asyncio.to_thread(_remove, self._container)
-        oom_killed = reported_oom or (self._memory_limited and status == SIGKILL_STATUS)
+        oom_killed = reported_oom or (self._memory_limited and status == SIGKILL_STATUS and not self._killed)
         return Exit(returncode=status, oom_killed=oom_killed)
 
 
