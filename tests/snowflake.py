@@ -95,17 +95,7 @@ class FakeSnowflake:
 
     def stop(self) -> None:
         """Close its standard input (it exits on that), then kill it if it has not gone within 5 s."""
-        if self._process.poll() is None:
-            with contextlib.suppress(OSError):
-                if self._process.stdin is not None:
-                    self._process.stdin.close()
-            try:
-                self._process.wait(5)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(5)
-        if self._process.stdout is not None:
-            self._process.stdout.close()
+        _end(self._process)
 
     def __enter__(self) -> Self:
         return self
@@ -132,13 +122,13 @@ def start_fakesnow(tmp_path: Path) -> FakeSnowflake:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            # Without the test process's allocation tracing (PYTHONTRACEMALLOC makes the server's start crawl).
+            env={**{k: v for k, v in os.environ.items() if k != "PYTHONTRACEMALLOC"}, "PYTHONUNBUFFERED": "1"},
         )
     try:
         host, port = _await_ready(process, log)
     except BaseException:
-        process.kill()
-        process.wait(5)
+        _end(process, grace_s=0)
         raise
     return FakeSnowflake(process, host, port, log)
 
@@ -150,6 +140,18 @@ def fakesnow_server(tmp_path: Path) -> Iterator[FakeSnowflake]:
         yield server
     finally:
         server.stop()
+
+
+def _end(process: subprocess.Popen[bytes], grace_s: float = 5) -> None:
+    for pipe in (process.stdin, process.stdout):
+        if pipe is not None:
+            with contextlib.suppress(OSError):  # a broken pipe when it has already gone
+                pipe.close()
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
 
 
 def _await_ready(process: subprocess.Popen[bytes], log: Path) -> tuple[str, int]:

@@ -203,3 +203,47 @@ def test_every_statement_of_a_node_carries_its_json_tag_and_the_rest_keep_the_pr
     assert tree_digest(repository) == before
     assert not (repository / "macros").exists()
     assert not (repository / "target").exists()
+
+
+def test_the_stand_in_keeps_session_tags_and_history_and_takes_dbts_temp_relations_and_merge(
+    snow: FakeSnowflake,
+) -> None:
+    """What the test above relies on from the stand-in, and the shim's fixes for dbt's incremental SQL."""
+    tag = 'it\'s a \\ "tag"'
+    literal = "'" + tag.replace("\\", "\\\\").replace("'", "''") + "'"
+    with snowflake.connector.connect(**snow.connection_kwargs(session_parameters={"QUERY_TAG": "login"})) as c:
+        cursor = c.cursor()
+
+        def one(sql: str) -> Any:
+            cursor.execute(sql)
+            return cursor.fetchall()
+
+        assert one("show parameters like 'query_tag' in session")[0][:2] == ("QUERY_TAG", "login")
+        one(f"alter session set query_tag = {literal} /* a trailing comment */")
+        assert one("show parameters like 'query_tag'")[0][1] == tag
+        one("create schema if not exists ANALYTICS.STAND_IN")
+        one("create or replace transient table ANALYTICS.STAND_IN.target as select 1 as id, 'a' as v")
+        one("create or replace temporary view ANALYTICS.STAND_IN.target__tmp as select 1 as id, 'b' as v")
+        one("create or replace temporary table ANALYTICS.STAND_IN.target__tmp as select 1 as id, 'b' as v")
+        one("insert into ANALYTICS.STAND_IN.target__tmp values (2, 'c')")
+        one(
+            "merge into ANALYTICS.STAND_IN.target as DBT_INTERNAL_DEST"
+            " using ANALYTICS.STAND_IN.target__tmp as DBT_INTERNAL_SOURCE"
+            " on (DBT_INTERNAL_SOURCE.id = DBT_INTERNAL_DEST.id)"
+            ' when matched then update set "ID" = DBT_INTERNAL_SOURCE."ID", "V" = DBT_INTERNAL_SOURCE."V"'
+            ' when not matched then insert ("ID", "V") values ("ID", "V")'
+        )
+        assert one("select id, v from ANALYTICS.STAND_IN.target order by id") == [(1, "b"), (2, "c")]
+        with pytest.raises(snowflake.connector.ProgrammingError):
+            one("select * from ANALYTICS.STAND_IN.no_such_table")
+        one("alter session unset query_tag")
+        assert one("show parameters like 'query_tag' in session")[0][1] == ""
+        history = one(
+            f"select query_text, query_tag, execution_status from {QUERY_HISTORY}"
+            " where query_text like '%STAND_IN%' or query_text like 'alter session%' order by start_time"
+        )
+    by_text = {text: (recorded_tag, status) for text, recorded_tag, status in history}
+    assert by_text["create schema if not exists ANALYTICS.STAND_IN"] == (tag, "SUCCESS")
+    assert by_text["select * from ANALYTICS.STAND_IN.no_such_table"] == (tag, "FAIL")
+    assert by_text[f"alter session set query_tag = {literal} /* a trailing comment */"] == ("login", "SUCCESS")
+    assert by_text["alter session unset query_tag"] == (tag, "SUCCESS")
