@@ -15,7 +15,9 @@ Steps:
    RUNs with reason ``selected``.
 5. Consistency pass: an item whose upstream in the plan (nearest items up the graph, through nodes outside the
    plan) is SKIPped for a failure reason is SKIPped for a failure reason too (``upstream_skipped``), in
-   topological order, so a plan never RUNs a node whose required upstream will not run for a failure.
+   topological order, so a plan never RUNs a node whose required upstream will not run for a failure. A unit
+   test whose model is not built (SKIP, or not selected) is SKIPped (``tested_model_not_built``): ``dbt build``
+   runs unit tests only together with their model, so the plan says what dbt will really do.
 6. Waves: the lowest hint any decision gave (default 0), raised to the highest wave of the item's plan parents.
    Items sorted by (wave, topological position, ties by unique_id); ``order`` is the position.
 7. Totals (counts, summed seconds and cost, a wall-clock estimate with the env's threads), approvals sorted,
@@ -230,6 +232,16 @@ def _items(
             action, reasons, window = "SKIP", (why,), None
         if action == "SKIP" and any(r.failure for r in reasons):
             failed[uid] = min((failed[p] for p in blocked), default=uid)
+        tested = _tested_model(index.graph, uid)
+        if action != "SKIP" and tested is not None and decided.get(tested, ("SKIP",))[0] == "SKIP":
+            why = Reason(
+                policy_id=CONSISTENCY_POLICY_ID,
+                policy_version=1,
+                code="tested_model_not_built",
+                message=f"dbt build runs a unit test only with the model it tests, and {tested} is not built",
+                evidence={"model": tested},
+            )
+            action, reasons, window = "SKIP", (why,), None
         wave = max([hint or 0, *(decided[p][2] for p in parents)])
         decided[uid] = (action, reasons or (_SELECTED,), wave)
         windows[uid] = window
@@ -249,6 +261,16 @@ def _items(
         )
         for order, uid in enumerate(ordered)
     )
+
+
+def _tested_model(graph: LogicalGraph, unique_id: str) -> str | None:
+    """The model a unit test tests (None for any other node)."""
+    node = graph.nodes[unique_id]
+    if node.resource_type != "unit_test":
+        return None
+    if node.attached_node:
+        return node.attached_node
+    return next((p for p in node.depends_on_nodes if p.startswith("model.")), None)
 
 
 def _totals(
