@@ -150,8 +150,15 @@ def _fqn(index: GraphIndex, selector: str) -> set[str]:
 def _fqn_bare_pattern(index: GraphIndex, selector: str, match: Callable[[str], object]) -> set[str]:
     """``_fqn_wildcard_matches`` for a pattern without dots, both fqns at once: the name equals it, or the
     pattern matches the name, the whole dotted fqn or the fqn without its package."""
+    # A match must contain the pattern's longest literal run (no brackets: ``*`` and ``?`` only), and the name
+    # and the unscoped fqn are substrings of the whole fqn: one substring test rules most nodes out cheaply.
+    needle = "" if "[" in selector else max(re.split(r"[*?]", selector), key=len)
     found = set()
     for entry in index.fqn_entries:
+        if needle not in entry.joins[0]:
+            if entry.leaf == selector or (entry.versioned and "_".join(entry.fqn[-2:]) == selector):
+                found.add(entry.unique_id)
+            continue
         if (
             match(entry.joins[0]) is not None
             or (entry.unscoped_joins and match(entry.unscoped_joins[0]) is not None)
