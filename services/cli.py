@@ -358,9 +358,25 @@ def cmd_replay(args: argparse.Namespace) -> None:
     _say(f"{report.events} events read in {report.seconds:.2f} s")
 
 
+async def _with_metrics(settings: Settings, stop: asyncio.Event, work: Awaitable[None]) -> None:
+    """Run ``work``, serving Prometheus metrics on 127.0.0.1:``runner_metrics_port`` meanwhile if one is set."""
+    if settings.runner_metrics_port is None:
+        await work
+        return
+    from services.runner.metrics import serve_metrics  # noqa: PLC0415
+
+    server = asyncio.create_task(serve_metrics("127.0.0.1", settings.runner_metrics_port, stop))
+    try:
+        await work
+    finally:
+        stop.set()
+        await server
+
+
 def cmd_worker(args: argparse.Namespace) -> None:
     """``worker relay`` publishes the store to NATS JetStream (needs LOCKGATE_NATS_URL); ``worker projector``
-    runs every registered projector, fed from JetStream when a NATS URL is set, else from the store."""
+    runs every registered projector, fed from JetStream when a NATS URL is set, else from the store;
+    ``worker runner`` executes approved runs (from JetStream's work queue when a NATS URL is set)."""
     settings: Settings = args.settings
     if args.kind == "relay" and settings.nats_url is None:
         raise BadInputError("'lockgate worker relay' publishes to NATS: set LOCKGATE_NATS_URL")
@@ -376,6 +392,10 @@ def cmd_worker(args: argparse.Namespace) -> None:
             return
         if settings.nats_url is not None:
             await runtime.connect_nats()
+        if args.kind == "runner":
+            sys.stderr.write("lockgate: runner running; Ctrl-C stops it (runs in progress are interrupted)\n")
+            await _with_metrics(settings, stop, runtime.run_runner(stop))
+            return
         sys.stderr.write("lockgate: projector worker running; Ctrl-C stops it\n")
         await runtime.run_projectors(stop)
 
@@ -502,8 +522,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, help="port to bind (default 8000)")
     serve.set_defaults(func=cmd_serve)
 
-    worker = sub.add_parser("worker", help="run a follower process (relay or projector)")
-    worker.add_argument("kind", choices=["relay", "projector"])
+    worker = sub.add_parser("worker", help="run a follower process (relay, projector or runner)")
+    worker.add_argument("kind", choices=["relay", "projector", "runner"])
     worker.set_defaults(func=cmd_worker)
 
     _add_tenancy(sub, common, status)

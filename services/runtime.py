@@ -45,6 +45,7 @@ class Runtime:
     _embedded_handle: Any = None
     _objects: ObjectStore | None = None
     _ingestion: Ingestion | None = None
+    _runner_started: bool = False
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -75,6 +76,9 @@ class Runtime:
             await bootstrap(runtime.store, settings)
             if settings.nats_url is None:
                 runtime.start_worker("projectors", runtime.run_projectors)
+            in_process = settings.runner_in_process
+            if in_process or (in_process is None and settings.embedded and settings.nats_url is None):
+                await runtime.ensure_local_runner()
             else:
                 runtime.extra_probes["nats"] = runtime._nats_probe
                 runtime.start_worker("nats-connect", runtime._connect_in_background)
@@ -116,6 +120,15 @@ class Runtime:
         """Make sure this process executes approved runs itself when nothing else will: in the embedded default
         a ``lockgate run --wait`` must finish its run even when no ``lockgate serve`` is up (the runs' leases
         keep two processes from executing one run). No-op in distributed mode (runner workers do it)."""
+        if self.settings.nats_url is None and self.settings.runner_in_process is not False and not self._runner_started:
+            self._runner_started = True
+            self.start_worker("runner", self.run_runner)
+
+    async def run_runner(self, stop: asyncio.Event) -> None:
+        """Execute approved runs until ``stop`` (``lockgate worker runner``, or in process in the embedded default)."""
+        from services.runner.factory import build_runner  # noqa: PLC0415
+
+        await build_runner(self).run(stop)
 
     async def connect_nats(self) -> NatsClient:
         from services.shared.bus.nats import connect_nats  # noqa: PLC0415

@@ -47,11 +47,13 @@ FailureReason = Literal[
     "timeout",
     "runner_lost",
     "workspace_error",
+    "runner_error",
     "canceled",
 ]
 """Why a run ended as it did (empty for ``success``/``warning``). ``dbt_error``: dbt itself could not run (exit
 status 2: a parse error, a bad profile); ``plan_mismatch``: what dbt executed differs from the plan;
-``runner_lost``: the runner holding the lease stopped heartbeating."""
+``runner_lost``: the runner holding the lease stopped heartbeating; ``runner_error``: the runner itself failed
+(a defect, or the store or object store unavailable while it finished the run)."""
 
 
 class RunRequested(Event, frozen=True, kw_only=True, tag="runs.run_requested.v1"):

@@ -95,8 +95,9 @@ async def ensure_log_schema(pool: asyncpg.Pool) -> None:
 
 
 def log_subject(prefix: str, tenant: str, run_id: uuid.UUID) -> str:
-    """The core-NATS subject of one run's live lines."""
-    return f"{prefix}.logs.{tenant}.{run_id}"
+    """The core-NATS subject of one run's live lines: ``<prefix>_logs.<tenant>.<run_id>``, outside the events
+    stream's ``<prefix>.>`` (a line published there would be stored in, and fed to projectors from, that stream)."""
+    return f"{prefix}_logs.{tenant}.{run_id}"
 
 
 # -- writing ------------------------------------------------------------------------------------------------

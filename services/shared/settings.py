@@ -47,6 +47,28 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     s3_secure: bool = True
     """TLS to the S3 endpoint; a scheme in ``s3_endpoint`` overrides it."""
 
+    runner_in_process: bool | None = None
+    """Whether ``lockgate serve`` executes approved runs itself. None: yes in the embedded default (no database
+    URL, no NATS), no otherwise (``lockgate worker runner`` processes do it). False also keeps ``lockgate run
+    --wait`` from starting a runner in its own process."""
+    runner_runtime: str = "local"
+    """How runners start dbt: ``local`` (cgroups + bubblewrap where available) or ``docker`` (Docker Engine API)."""
+    runner_image: str = "lockgate-dbt-worker:latest"
+    """The image of the ``docker`` runtime: dbt and the adapters, with ``dbt`` on its PATH."""
+    docker_host: str | None = None
+    """Docker Engine API URL (``unix:///run/docker.sock``...); None: the Docker SDK's default (DOCKER_HOST)."""
+    runner_concurrency: int = 1
+    """Runs one runner process executes at once."""
+    runner_heartbeat_seconds: float = 5.0
+    runner_lease_seconds: float = 20.0
+    runner_timeout_seconds: float = 3600.0
+    runner_memory_mb: int | None = None
+    """Default memory limit of a run (an environment's ``memory_limit_mb`` overrides it)."""
+    runner_cpus: float | None = None
+    runner_workspace_dir: Path | None = None
+    runner_metrics_port: int | None = None
+    """``lockgate worker runner`` serves Prometheus metrics on this port (127.0.0.1) when set."""
+
     @property
     def embedded(self) -> bool:
         return self.database_url is None
@@ -92,6 +114,18 @@ _ENV = {
     "LOCKGATE_S3_SECRET_KEY": "s3_secret_key",
     "LOCKGATE_S3_REGION": "s3_region",
     "LOCKGATE_S3_SECURE": "s3_secure",
+    "LOCKGATE_RUNNER_IN_PROCESS": "runner_in_process",
+    "LOCKGATE_RUNNER_RUNTIME": "runner_runtime",
+    "LOCKGATE_RUNNER_IMAGE": "runner_image",
+    "LOCKGATE_DOCKER_HOST": "docker_host",
+    "LOCKGATE_RUNNER_CONCURRENCY": "runner_concurrency",
+    "LOCKGATE_RUNNER_HEARTBEAT_SECONDS": "runner_heartbeat_seconds",
+    "LOCKGATE_RUNNER_LEASE_SECONDS": "runner_lease_seconds",
+    "LOCKGATE_RUNNER_TIMEOUT_SECONDS": "runner_timeout_seconds",
+    "LOCKGATE_RUNNER_MEMORY_MB": "runner_memory_mb",
+    "LOCKGATE_RUNNER_CPUS": "runner_cpus",
+    "LOCKGATE_RUNNER_WORKSPACE_DIR": "runner_workspace_dir",
+    "LOCKGATE_RUNNER_METRICS_PORT": "runner_metrics_port",
 }
 
 

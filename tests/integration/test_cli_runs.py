@@ -139,6 +139,8 @@ def test_runs_list_show_logs_and_cancel_of_executed_runs(lockgate: Run, pg_url: 
 
 
 def test_run_wait_exit_statuses(lockgate: Run, pg_url: str, tmp_path: Path) -> None:  # noqa: F811
+    # This test plays the runner itself (hand-appended events): no runner may start in the CLI's process.
+    (tmp_path / "lockgate.toml").write_text("[lockgate]\nrunner_in_process = false\n")
     setup_project(lockgate)
     waiting = lockgate("run", "shop", "--env", "prod", "--select", "orders", "--wait", expect=3)
     assert "awaits approval" in waiting.stderr

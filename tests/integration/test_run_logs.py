@@ -179,7 +179,7 @@ async def test_lines_are_published_on_the_runs_nats_subject(
             message = await subscription.next_msg(timeout=2)
             received.extend(json.loads(message.data))
         assert received == [{"line": i, "text": f"line {i} ✓"} for i in range(1, 6)]
-        assert subscription.subject == f"{prefix}.logs.{TENANT}.{run_id}"
+        assert subscription.subject == f"{prefix}_logs.{TENANT}.{run_id}"
     finally:
         await nc.close()
 
