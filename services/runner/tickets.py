@@ -9,7 +9,8 @@ stale or replayed ticket is harmless. Two sources:
   consumers, so JetStream hands each message to one of them (work-queue semantics); a message is
   acknowledged once its run is taken or no longer runnable, and negatively acknowledged with a delay while
   the environment's quota is full (the run waits ``queued``). A runner that dies before acknowledging leaves
-  the message to be redelivered after ``ack_wait``.
+  the message to be redelivered after ``ack_wait``. A runner waits, rather than fails, while the stream does
+  not exist yet (runners and the relay that creates it start in any order) or NATS is unreachable.
 * ``PollingTickets`` (embedded default, and ``lockgate run --wait``): the runs read model, caught up in
   process, lists approved and queued runs without a lease.
 """
@@ -34,11 +35,14 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from contracts.events.runs import PlanApproved, RunRequeued
 from contracts.registry import REGISTRY
 from contracts.wire import decode_wire
-from services.shared.bus.inprocess import sleep_or_stop
+from services.shared.bus.inprocess import Backoff, sleep_or_stop
+from services.shared.bus.nats import NATS_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
 ACK_WAIT_SECONDS = 30.0
+RETRY_CAP_SECONDS = 2.0
+"""Longest wait between two attempts to reach JetStream."""
 
 
 class Ticket(msgspec.Struct, frozen=True, kw_only=True):
@@ -128,32 +132,49 @@ class JetStreamTickets:
 
     async def _open(self) -> None:
         js = self._nc.jetstream()
-        for name in self.SUBJECTS:
-            config = ConsumerConfig(
-                ack_policy=AckPolicy.EXPLICIT,
-                ack_wait=ACK_WAIT_SECONDS,
-                max_deliver=-1,
-                deliver_policy=DeliverPolicy.ALL,
-            )
-            self._subscriptions.append(
-                await js.pull_subscribe(
-                    f"{self._prefix}.*.runs.{name}",
-                    durable=f"{self._durable}-{name.replace('_', '-')}",
-                    stream=self._stream,
-                    config=config,
+        subscriptions: list[nats.js.JetStreamContext.PullSubscription] = []
+        try:
+            for name in self.SUBJECTS:
+                config = ConsumerConfig(
+                    ack_policy=AckPolicy.EXPLICIT,
+                    ack_wait=ACK_WAIT_SECONDS,
+                    max_deliver=-1,
+                    deliver_policy=DeliverPolicy.ALL,
                 )
-            )
+                subscriptions.append(
+                    await js.pull_subscribe(
+                        f"{self._prefix}.*.runs.{name}",
+                        durable=f"{self._durable}-{name.replace('_', '-')}",
+                        stream=self._stream,
+                        config=config,
+                    )
+                )
+        except BaseException:
+            await _unsubscribe(subscriptions)  # all or nothing: never pull from one consumer only
+            raise
+        self._subscriptions = subscriptions
 
     async def next(self, stop: asyncio.Event) -> Ticket | None:
-        if not self._subscriptions:
-            await self._open()
+        """The next approval or requeue. Waits (never raises) while JetStream cannot serve us: the stream does
+        not exist yet (the relay creates it on its first start, perhaps after this runner's), NATS is
+        reconnecting, or our consumer was deleted; the consumers are then opened again."""
+        backoff = Backoff(cap=RETRY_CAP_SECONDS)
         while not stop.is_set():
-            subscription = self._subscriptions[self._turn % len(self._subscriptions)]
-            self._turn += 1
             try:
+                if not self._subscriptions:
+                    await self._open()
+                subscription = self._subscriptions[self._turn % len(self._subscriptions)]
+                self._turn += 1
                 messages = await subscription.fetch(1, timeout=0.5)
             except (nats.errors.TimeoutError, TimeoutError):
                 continue
+            except NATS_UNAVAILABLE as exc:
+                log.warning("runner: JetStream stream %s unavailable (%s); retrying", self._stream, exc)
+                await _unsubscribe(self._subscriptions)
+                self._subscriptions = []
+                await backoff.sleep(stop)
+                continue
+            backoff.reset()
             for msg in messages:
                 ticket = await self._ticket(msg)
                 if ticket is not None:
@@ -165,11 +186,11 @@ class JetStreamTickets:
             recorded = decode_wire(msg.data).to_recorded(REGISTRY)
         except Exception:  # a message we cannot read is not a run to execute; never redeliver it
             log.exception("runner: undecodable message on %s terminated", msg.subject)
-            await msg.term()
+            await _settle(msg.term())
             return None
         payload = recorded.payload
         if not isinstance(payload, PlanApproved | RunRequeued):
-            await msg.ack()
+            await _settle(msg.ack())
             return None
 
         async def later(delay: float) -> None:
@@ -178,7 +199,20 @@ class JetStreamTickets:
         return Ticket(tenant_id=recorded.tenant_id, run_id=payload.run_id, done=msg.ack, later=later)
 
     async def close(self) -> None:
-        for subscription in self._subscriptions:
-            with contextlib.suppress(Exception):
-                await subscription.unsubscribe()
-        self._subscriptions.clear()
+        await _unsubscribe(self._subscriptions)
+        self._subscriptions = []
+
+
+async def _settle(settling: Awaitable[None]) -> None:
+    """Ack or term a message that is no run to take; if NATS is unreachable it comes back after ``ack_wait``."""
+    try:
+        await settling
+    except NATS_UNAVAILABLE as exc:
+        log.warning("runner: could not settle a message (%s); it will be redelivered", exc)
+
+
+async def _unsubscribe(subscriptions: list[nats.js.JetStreamContext.PullSubscription]) -> None:
+    """Unsubscribe (the durable consumers stay, for the other runners and our next start)."""
+    for subscription in subscriptions:
+        with contextlib.suppress(Exception):
+            await subscription.unsubscribe()
