@@ -180,3 +180,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     source = "built with dbt" if outcome.built else "reused the previous dbt build"
     state = "unchanged" if ingestion.deduplicated else f"graph version {ingestion.graph_version}"
     _say(f"demo: {source}; {state}: {ingestion.nodes} nodes, {ingestion.edges} edges")
+    run = outcome.first_run
+    if run is not None:
+        detail = f" ({run.reason}: {run.message})" if run.reason else (f" ({run.message})" if run.message else "")
+        _say(f"demo: first run {run.run_id} in dev: {run.status}{detail}")

@@ -317,13 +317,17 @@ async def _artifacts(run: RunContext, progress: _Progress) -> list[RunArtifact]:
 
 
 async def _ingest(run: RunContext, progress: _Progress) -> str:
-    """Record the run's results as run history; a failure here never changes how the run ended."""
+    """Record the run's results as run history of the project's graph; a failure here never changes how the
+    run ended. Only ``run_results.json`` is ingested: the graph is what the project's ingestions say it is, and
+    the manifest of a build that selected part of the project is not the project (dbt fills in a test's macro
+    dependencies only when it compiles it), so ingesting it would make graph versions out of nothing. The
+    run's manifests are kept with its artifacts."""
     for invocation in progress.ran:
-        manifest, results = invocation.target_path / "manifest.json", invocation.target_path / "run_results.json"
-        if not (manifest.is_file() and results.is_file()):
+        results = invocation.target_path / "run_results.json"
+        if not results.is_file():
             continue
         try:
-            await run.ingest({"manifest": manifest, "run_results": results})
+            await run.ingest({"run_results": results})
         except Exception as exc:
             log.exception("runner: ingesting the results of run %s failed", run.run_id)
             return run.redactor.redact(f"; its results could not be ingested as run history: {exc}")

@@ -26,9 +26,9 @@ def lockgate(pg_url: str, tmp_path: Path) -> Run:
     }
     env.update({"LOCKGATE_DATABASE_URL": pg_url, "LOCKGATE_HOME": str(tmp_path / "home")})
 
-    def run(*args: str, expect: int | None = 0) -> subprocess.CompletedProcess[str]:
+    def run(*args: str, expect: int | None = 0, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [LOCKGATE, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+            [LOCKGATE, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout, check=False
         )
         if expect is not None:
             assert result.returncode == expect, (args, result.returncode, result.stdout, result.stderr)
