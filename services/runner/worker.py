@@ -149,7 +149,8 @@ class RunnerWorker:
         log.info("runner %s started (runtime %s)", self.options.runner_id, self.runtime.name)
         try:
             while not stop.is_set():
-                await slots.acquire()
+                if not await _acquire_or_stop(slots, stop):
+                    break
                 ticket = await self.tickets.next(stop)
                 if ticket is None:
                     slots.release()
@@ -213,11 +214,15 @@ class RunnerWorker:
             return
         key = (ticket.tenant_id, ticket.run_id)
         self._held[key] = asyncio.Event()
+        ended = False
         try:
-            await self._execute(ticket, loaded, env, project, attempt)
+            ended = await self._execute(ticket, loaded, env, project, attempt)
         finally:
             self._held.pop(key, None)
-            await self._leases.release(ticket.tenant_id, ticket.run_id, self.options.runner_id)
+            # A run this runner did not end (it was stopped, or lost its lease) keeps the lease until it lapses:
+            # the reaper then re-queues or fails it. Released now, nothing would ever end it.
+            if ended:
+                await self._leases.release(ticket.tenant_id, ticket.run_id, self.options.runner_id)
 
     async def _queued(self, tenant_id: str, loaded: _Loaded, project: ProjectState, quota: int) -> None:
         state = loaded.state
@@ -238,7 +243,8 @@ class RunnerWorker:
 
     async def _execute(
         self, ticket: Ticket, loaded: _Loaded, env: EnvironmentState, project: ProjectState, attempt: int
-    ) -> None:
+    ) -> bool:
+        """Execute a claimed run; True when it ended here (recorded as finished, or never started)."""
         state, tenant_id = loaded.state, ticket.tenant_id
         assert state.plan is not None  # noqa: S101 - take() checked it
         started = datetime.now(UTC)
@@ -271,14 +277,14 @@ class RunnerWorker:
         except PreparationError as exc:
             await self._failed_to_start(journal, state, attempt, str(exc))
             await ticket.done()
-            return
+            return True
         ws = prepared.workspace
         try:
             await journal.append([self._started(state, attempt, env, prepared, started)])
-        except RunLostError:
+        except RunLostError:  # canceled (or taken) before it started: nothing of ours to end
             ws.close()
             await ticket.done()
-            return
+            return True
         await ticket.done()
         waited = (started - loaded.waiting_since).total_seconds() if loaded.waiting_since else 0.0
         metrics.run_started(max(0.0, waited))
@@ -324,7 +330,9 @@ class RunnerWorker:
             ws.close()
             metrics.run_ended()
         if finished is None:
-            log.warning("runner: run %s was taken from this runner (lease lost); dbt was stopped", state.run_id)
+            log.warning("runner: run %s was stopped before it ended (lease lost or runner stopping)", state.run_id)
+            return False
+        return True
 
     def _started(
         self, state: RunState, attempt: int, env: EnvironmentState, prepared: Prepared, at: datetime
@@ -465,6 +473,21 @@ class RunnerWorker:
             await self._leases.release(lease.tenant_id, lease.run_id, lease.runner_id)
             handled += 1
         return handled
+
+
+async def _acquire_or_stop(slots: asyncio.Semaphore, stop: asyncio.Event) -> bool:
+    """Take a slot, or give up as soon as ``stop`` is set (False)."""
+    acquire = asyncio.ensure_future(slots.acquire())
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({acquire, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if acquire.done() and not acquire.cancelled():
+        if stop.is_set():
+            slots.release()
+            return False
+        return True
+    acquire.cancel()
+    return False
 
 
 def _scope(tenant_id: str, project: ProjectState | None, state: RunState) -> Scope:
