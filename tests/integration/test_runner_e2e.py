@@ -5,6 +5,7 @@ everywhere it could leak, and a runner killed mid-run whose run is taken over by
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import os
@@ -33,9 +34,12 @@ from contracts.events.runs import (
 from contracts.events.tenancy import SecretRef
 from projections.graph import queries as graph_queries
 from services.ingestion.readmodel import graph_read_model
+from services.runner.factory import build_runner
 from services.runner.isolation.cgroups import CgroupHost
+from services.runner.leases import Leases
 from services.runner.logs import read_lines
 from services.runner.secrets import env_var_name, fingerprint
+from services.runner.worker import RunnerOptions
 from services.runner.workspace import tree_digest
 from services.runs.readmodel import runs_read_model
 from services.shared.commands import CommandContext
@@ -316,3 +320,31 @@ async def test_a_runner_killed_mid_run_is_detected_and_its_run_retried_by_anothe
         assert starts[0].runner_id != starts[1].runner_id
         assert view.status == "success"
         assert finished_of(events).attempt == 2
+
+
+async def test_a_runner_stopped_mid_run_leaves_its_run_to_the_reaper(
+    pg_url: str, tmp_path: Path, user_repo: tuple[Path, Path]
+) -> None:
+    repo, manifest = user_repo
+    async with shop(pg_url, tmp_path, repo, manifest, runner_in_process=False) as s:
+        options = RunnerOptions(heartbeat=0.5, lease_ttl=2.0, reap_grace=1.0)
+        first = build_runner(s.runtime, options=options)
+        stop = asyncio.Event()
+        worker = asyncio.create_task(first.run(stop))
+        run_id = await s.request(f"path:models/{EXTRA}/slow_long.sql")
+        await s.wait_for(run_id, NodeStarted)
+        stop.set()  # e.g. the serve process shutting down: dbt is interrupted, the run not ended
+        await asyncio.wait_for(worker, 60)
+        assert (await s.view(run_id)).status == "running"
+        assert await Leases(s.store.pool).holder(TENANT, run_id) is not None  # kept: it will lapse
+
+        second = build_runner(s.runtime, options=RunnerOptions(heartbeat=0.5, lease_ttl=2.0, reap_grace=1.0))
+        stop2 = asyncio.Event()
+        reaper = asyncio.create_task(second.run(stop2))
+        try:
+            view = await s.wait_final(run_id, timeout=60)
+        finally:
+            stop2.set()
+            await asyncio.wait_for(reaper, 60)
+        assert (view.status, view.reason) == ("failed", "runner_lost")
+        assert first.options.runner_id in (view.message or "")
