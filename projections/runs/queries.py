@@ -138,3 +138,17 @@ def cursor_of(page: list[RunView], limit: int) -> RunCursor | None:
     if len(page) < limit or not page:
         return None
     return RunCursor(page[-1].requested_at, page[-1].run_id)
+
+
+async def last_successful_graph_version(db: asyncpg.Pool, tenant: str, project: str, environment: str) -> int | None:
+    """The graph version of the environment's last run that ended ``success`` or ``warning``: the default state
+    reference of its plans (dbt's ``--state`` of the last good production run)."""
+    version: int | None = await db.fetchval(
+        "SELECT graph_version FROM runs WHERE tenant_id = $1 AND project_id = $2 AND environment_id = $3 "
+        "AND status IN ('success', 'warning') AND graph_version IS NOT NULL "
+        "ORDER BY finished_at DESC NULLS LAST, requested_at DESC LIMIT 1",
+        tenant,
+        project,
+        environment,
+    )
+    return version

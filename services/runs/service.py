@@ -8,7 +8,8 @@ version they read, so two approvers racing cannot both win.
 Inputs of a plan, gathered here and passed to the pure planner: the project's current graph (the
 ingestion's snapshot, or a fold of its events), the ``state:`` reference graph (a given graph version),
 the nodes' last statuses, run history and source freshness (graph read model), and the environment's
-planning settings.
+planning settings. The state reference defaults to the graph version of the environment's last successful run
+(runs read model), so that after a good run ``skip_if_no_change`` skips what has not changed since.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from contracts.envelope import NewEvent, Scope
 from contracts.events.runs import RunRequested
 from contracts.plan import ExecutionPlan, PlanInputs, PlanningSettings, PolicyRef, digest_settings
 from projections.graph import queries as graph_queries
+from projections.runs import queries as run_queries
 from services.ingestion.readmodel import graph_read_model
 from services.ingestion.service import Ingestion
 from services.ingestion.snapshots import GraphSnapshot
@@ -33,6 +35,7 @@ from services.planning.policies import resolve_policies
 from services.planning.selection.cache import SELECTORS
 from services.runs import domain
 from services.runs.domain import RunState, evolve_run, run_stream
+from services.runs.readmodel import runs_read_model
 from services.shared.commands import CommandContext
 from services.shared.errors import ArchivedError, ConcurrencyConflictError, ContractViolationError, NotFoundError
 from services.shared.eventstore.port import NO_STREAM, TenantEventStore
@@ -152,7 +155,14 @@ class RunService:
     ) -> Planned:
         """Build the plan a run would get now. Records nothing."""
         env = await self._environment(tenant, request.project_id, request.environment_id)
-        snapshot, reference = await self._graphs(tenant, objects, request.project_id, request.state_reference)
+        state_version = request.state_reference
+        if state_version is None:  # by default: what the environment's last successful run was built on
+            runs = runs_read_model(self._store)
+            await runs.catch_up()
+            state_version = await run_queries.last_successful_graph_version(
+                runs.db, tenant.tenant_id, request.project_id, request.environment_id
+            )
+        snapshot, reference = await self._graphs(tenant, objects, request.project_id, state_version)
         db, tid, project = graph_read_model(self._store).db, tenant.tenant_id, request.project_id
         statuses = await graph_queries.last_statuses(db, tid, project)
         freshness = await graph_queries.freshness(db, tid, project)

@@ -156,11 +156,12 @@ async def test_the_demo_project_runs_end_to_end_and_a_skipping_plan_leaves_skipp
         sql = repo / "models" / "marts" / "dim_plans.sql"
         sql.write_text(sql.read_text() + "\n-- edited\n")
         await s.ingest(parse_manifest(repo, tmp_path / "v2"))
-        second = await s.request("*", exclude=DEMO_ONLY, state_reference=1)
+        second = await s.request("*", exclude=DEMO_ONLY)  # state: by default the last good run's graph (1)
         view = await s.wait_final(second)
         assert view.status in {"success", "warning"}, (view.reason, view.message, view.deviation)
         events = await s.events(second)
         plan = next(e.payload.plan for e in events if hasattr(e.payload, "plan"))
+        assert (plan.inputs.graph_version, plan.inputs.state_reference) == (2, 1)
         actions = {item.unique_id: item.action for item in plan.items}
         assert actions["model.lockgate_demo.dim_plans"] == "RUN"
         assert actions["model.lockgate_demo.dim_customers"] == "SKIP"

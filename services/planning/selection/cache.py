@@ -17,8 +17,10 @@ class SelectorCache:
 
     def __init__(self, size: int = 8) -> None:
         self._size = size
-        self._indexed: OrderedDict[tuple[str, str, int], Selector] = OrderedDict()
-        self._contexts: OrderedDict[tuple[str, str, int, int | None], tuple[int, Selector]] = OrderedDict()
+        self._indexed: OrderedDict[tuple[str, str, int], tuple[LogicalGraph, Selector]] = OrderedDict()
+        self._contexts: OrderedDict[
+            tuple[str, str, int, int | None], tuple[int, LogicalGraph, LogicalGraph | None, Selector]
+        ] = OrderedDict()
 
     def get(
         self,
@@ -26,18 +28,21 @@ class SelectorCache:
         graph: LogicalGraph,
         reference: LogicalGraph | None,
     ) -> Selector:
+        # An entry serves only the very graph objects it was built from: a key names a graph version, but two
+        # stores (databases) in one process, or a graph rebuilt from its events, may give the same key another
+        # graph. The entry holds its graphs, so an ``is`` match cannot be a recycled object.
         tenant, project, version, ref, results = key
         fingerprint = hash(frozenset(results.items()))
         cached = self._contexts.get((tenant, project, version, ref))
-        if cached is not None and cached[0] == fingerprint:
+        if cached is not None and cached[0] == fingerprint and cached[1] is graph and cached[2] is reference:
             self._contexts.move_to_end((tenant, project, version, ref))
-            return cached[1]
-        base = self._indexed.get((tenant, project, version))
-        if base is None:
-            base = self._indexed[(tenant, project, version)] = Selector(graph)
+            return cached[3]
+        indexed = self._indexed.get((tenant, project, version))
+        if indexed is None or indexed[0] is not graph:
+            indexed = self._indexed[(tenant, project, version)] = (graph, Selector(graph))
             _trim(self._indexed, self._size)
-        selector = base.with_context(state=reference, results=results)
-        self._contexts[(tenant, project, version, ref)] = (fingerprint, selector)
+        selector = indexed[1].with_context(state=reference, results=results)
+        self._contexts[(tenant, project, version, ref)] = (fingerprint, graph, reference, selector)
         _trim(self._contexts, self._size)
         return selector
 
