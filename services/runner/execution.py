@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import shutil
+import sys
 import time
 import uuid
 from collections import Counter
@@ -34,13 +36,13 @@ from contracts.events.runs import (
 )
 from contracts.graph import LogicalGraph
 from contracts.plan import ExecutionPlan
-from services.runner import dbtlog, fidelity, metrics
+from services.runner import dbt_session, dbtlog, fidelity, metrics
 from services.runner.invocations import Invocation
 from services.runner.journal import Journal, RunLostError
 from services.runner.logs import LiveLog, store_log
 from services.runner.ports import Exit, Limits, WorkerRuntime
 from services.runner.redaction import Redactor
-from services.runner.supervise import supervise
+from services.runner.supervise import Supervised, supervise
 from services.runner.workspace import Workspace
 from services.shared.objectstore.port import TenantObjectStore
 
@@ -48,6 +50,7 @@ log = logging.getLogger(__name__)
 
 ARTIFACT_KIND = "run_artifact"
 PARTIAL_PARSE = "partial_parse.msgpack"
+_SESSION_MARK = b'{"' + dbt_session.MARKER.encode() + b'"'
 MAX_MESSAGE = 2000
 
 Ingest = Callable[[Mapping[str, Path]], Awaitable[None]]
@@ -77,6 +80,8 @@ class RunContext:
     grace: float
     ingest: Ingest
     lease_lost: asyncio.Event
+    session: bool = False
+    """Run every invocation in one Python process (``dbt_session``): the local runtime, whose Python has dbt."""
 
 
 @dataclass
@@ -102,9 +107,15 @@ class _LineHandler:
         self._run = run
         self._progress = progress
         self._nodes = dbtlog.NodeLifecycle()  # one start and one finish per node (microbatch batches dropped)
+        self.ended: list[int] = []
+        """Exit statuses of the session's invocations that ended, in order (see ``dbt_session``)."""
 
     async def __call__(self, raw: bytes) -> None:
         run = self._run
+        if raw.startswith(_SESSION_MARK):
+            self.ended.append(int(json.loads(raw)[dbt_session.MARKER]["exit"]))
+            self._nodes = dbtlog.NodeLifecycle()  # the next invocation's nodes
+            return
         record = dbtlog.parse_line(raw)
         # One dbt event may span lines (its SQL): the log is kept in physical lines, so that a line number means
         # the same thing live, over SSE, and in the stored file.
@@ -166,6 +177,44 @@ def _reuse_parse(progress: _Progress, invocation: Invocation) -> None:
 
 
 async def _invoke(run: RunContext, invocation: Invocation, progress: _Progress, deadline: float) -> Exit:
+    """One invocation as its own ``dbt`` process (container runtimes: the image has dbt, not Lockgate)."""
+    _reuse_parse(progress, invocation)
+    dbt = shutil.which("dbt", path=run.workspace.env.get("PATH")) or "dbt"
+    outcome = await _supervised(run, [dbt, *invocation.argv], _LineHandler(run, progress), progress, deadline)
+    return outcome.exit
+
+
+async def _session(run: RunContext, progress: _Progress, deadline: float) -> None:
+    """Every invocation in one Python process (``dbt_session``): dbt is imported once, not once per wave."""
+    spec = run.workspace.root / "session.json"
+    spec.write_text(
+        json.dumps(
+            {
+                "invocations": [list(inv.argv) for inv in run.invocations],
+                "target_paths": [str(inv.target_path) for inv in run.invocations],
+            }
+        ),
+        encoding="utf-8",
+    )
+    handler = _LineHandler(run, progress)
+    outcome = await _supervised(run, [sys.executable, dbt_session.__file__, str(spec)], handler, progress, deadline)
+    for invocation, code in zip(run.invocations, handler.ended, strict=False):
+        progress.ran.append(invocation)
+        progress.exits.append(Exit(returncode=code))
+    ended_all = len(handler.ended) == len(run.invocations)
+    if outcome.exit.returncode != 0 and not (handler.ended and handler.ended[-1] != 0):
+        # The process ended inside an invocation (killed: memory limit, cancel, timeout; or crashed): that
+        # invocation ran, partly, and ended as the process did.
+        if not ended_all:
+            progress.ran.append(run.invocations[len(handler.ended)])
+        progress.exits.append(outcome.exit)
+    elif outcome.exit.oom_killed:
+        progress.exits.append(outcome.exit)
+
+
+async def _supervised(
+    run: RunContext, argv: list[str], handler: _LineHandler, progress: _Progress, deadline: float
+) -> Supervised:
     stop = asyncio.Event()
 
     async def relay_stop() -> None:
@@ -177,10 +226,8 @@ async def _invoke(run: RunContext, invocation: Invocation, progress: _Progress, 
                 task.cancel()
         stop.set()
 
-    _reuse_parse(progress, invocation)
-    dbt = shutil.which("dbt", path=run.workspace.env.get("PATH")) or "dbt"
     process = await run.runtime.start(
-        [dbt, *invocation.argv],
+        argv,
         cwd=run.workspace.project_dir,
         env=run.workspace.env,
         limits=run.limits,
@@ -190,7 +237,7 @@ async def _invoke(run: RunContext, invocation: Invocation, progress: _Progress, 
     try:
         outcome = await supervise(
             process,
-            on_line=_LineHandler(run, progress),
+            on_line=handler,
             cancel=stop,
             timeout=max(0.0, deadline - time.monotonic()),
             grace=run.grace,
@@ -201,7 +248,7 @@ async def _invoke(run: RunContext, invocation: Invocation, progress: _Progress, 
             await watcher
     progress.canceled |= outcome.canceled and run.journal.cancel.is_set()
     progress.timed_out |= outcome.timed_out
-    return outcome.exit
+    return outcome
 
 
 async def _watch(run: RunContext, poll: float) -> None:
@@ -247,7 +294,9 @@ async def execute_run(run: RunContext, *, cancel_poll: float = 0.5) -> RunFinish
     run.journal.start_flushing()
     watcher = asyncio.create_task(_watch(run, cancel_poll))
     try:
-        for invocation in run.invocations:
+        if run.session and run.invocations:
+            await _session(run, progress, deadline)
+        for invocation in [] if run.session else run.invocations:
             if run.journal.cancel.is_set() or run.lease_lost.is_set() or progress.timed_out:
                 break
             exit_ = await _invoke(run, invocation, progress, deadline)
@@ -291,6 +340,8 @@ def _judge(run: RunContext, progress: _Progress) -> tuple[FinalStatus, FailureRe
     deviation = PlanDeviation(
         unplanned=deviation.unplanned, missing=tuple(uid for uid in deviation.missing if uid in ran)
     )
+    if not run.invocations:
+        return "success", "", "nothing to run: the plan skips every selected node (see its reasons)", None
     not_run = len(run.invocations) - len(progress.ran)
     exit_code = next((exit_.returncode for exit_ in progress.exits if exit_.returncode != 0), 0)
     status, reason, message = fidelity.outcome(statuses, exit_code=exit_code, deviation=deviation)

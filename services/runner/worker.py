@@ -319,6 +319,7 @@ class RunnerWorker:
             grace=self.options.grace,
             ingest=ingest,
             lease_lost=self._held[(tenant_id, state.run_id)],
+            session=self.runtime.name == "local",
         )
         try:
             finished = await execute_run(run, cancel_poll=self.options.cancel_poll)
