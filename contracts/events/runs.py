@@ -137,6 +137,8 @@ class RunStarted(Event, frozen=True, kw_only=True, tag="runs.run_started.v1"):
     adapter: str
     commands: tuple[tuple[str, ...], ...]
     started_at: datetime
+    commit: str | None = None
+    """The commit the workspace checked out (git repositories); None for a local directory."""
 
 
 class NodeStarted(Event, frozen=True, kw_only=True, tag="runs.node_started.v1"):

@@ -197,7 +197,10 @@ async def _session(run: RunContext, progress: _Progress, deadline: float) -> Non
         encoding="utf-8",
     )
     handler = _LineHandler(run, progress)
-    outcome = await _supervised(run, [sys.executable, dbt_session.__file__, str(spec)], handler, progress, deadline)
+    # -I: isolated mode, and above all no script directory on sys.path: services/runner/secrets.py would shadow
+    # the standard library's `secrets` (which dbt-snowflake's connector imports).
+    argv = [sys.executable, "-I", dbt_session.__file__, str(spec)]
+    outcome = await _supervised(run, argv, handler, progress, deadline)
     for invocation, code in zip(run.invocations, handler.ended, strict=False):
         progress.ran.append(invocation)
         progress.exits.append(Exit(returncode=code))

@@ -350,6 +350,7 @@ class RunnerWorker:
             # Workspace paths differ per run and say nothing: record them relative to the workspace.
             commands=tuple(tuple(arg.replace(root, "$WORKSPACE") for arg in inv.argv) for inv in prepared.invocations),
             started_at=at,
+            commit=prepared.workspace.commit,
         )
 
     async def _runner_failed(self, journal: Journal, state: RunState, attempt: int, message: str) -> RunFinished | None:

@@ -44,6 +44,23 @@ CHUNK_BYTES: Final = 64 * 1024
 DETECT: Final = "detect"
 
 
+def _usable_bwrap() -> str | None:
+    """``bwrap`` on PATH, if it can make the sandbox here: where unprivileged user namespaces are off, it is
+    installed but every sandboxed run would fail, so dbt runs unsandboxed (with a warning) instead."""
+    found = shutil.which("bwrap")
+    if found is None:
+        return None
+    probe = [found, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-all", "--share-net", "true"]
+    try:
+        works = subprocess.run(probe, capture_output=True, timeout=10, check=False).returncode == 0  # noqa: S603 - a fixed argv
+    except (OSError, subprocess.TimeoutExpired):
+        works = False
+    if not works:
+        log.warning("bubblewrap is installed but cannot make a sandbox here (user namespaces off?)")
+        return None
+    return found
+
+
 class LocalRuntime:
     """Starts processes on this machine under cgroup limits and, where bubblewrap exists, a read-only sandbox.
 
@@ -58,7 +75,7 @@ class LocalRuntime:
         bwrap: str | Literal["detect"] | None = DETECT,
     ) -> None:
         self.cgroups = CgroupHost.detect() if cgroups == DETECT else cgroups
-        self.bwrap = shutil.which("bwrap") if bwrap == DETECT else bwrap
+        self.bwrap = _usable_bwrap() if bwrap == DETECT else bwrap
         if self.cgroups is None:
             log.warning("no writable cgroups: memory limits fall back to RLIMIT_AS, which does not kill")
         if self.bwrap is None:
