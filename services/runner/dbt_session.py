@@ -24,7 +24,9 @@ PARTIAL_PARSE = "partial_parse.msgpack"
 INTERRUPTED = 130
 
 
-def _reuse_parse(previous: Path | None, target: Path) -> None:
+def reuse_parse(previous: Path | None, target: Path) -> None:
+    """Give ``target`` (an invocation's target path) the parse of the invocation that wrote ``previous``: dbt
+    looks for ``partial_parse.msgpack`` in the target path, and with a copy there re-parses nothing."""
     if previous is None or not (previous / PARTIAL_PARSE).is_file() or (target / PARTIAL_PARSE).exists():
         return
     target.mkdir(parents=True, exist_ok=True)
@@ -42,7 +44,7 @@ def main(argv: list[str]) -> int:
 
     previous: Path | None = None
     for index, (args, target) in enumerate(zip(spec["invocations"], spec["target_paths"], strict=True)):
-        _reuse_parse(previous, Path(target))
+        reuse_parse(previous, Path(target))
         try:
             result = dbtRunner().invoke(list(args))
         except KeyboardInterrupt:

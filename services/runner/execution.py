@@ -49,7 +49,6 @@ from services.shared.objectstore.port import TenantObjectStore
 log = logging.getLogger(__name__)
 
 ARTIFACT_KIND = "run_artifact"
-PARTIAL_PARSE = "partial_parse.msgpack"
 _SESSION_MARK = b'{"' + dbt_session.MARKER.encode() + b'"'
 MAX_MESSAGE = 2000
 
@@ -165,20 +164,9 @@ class _LineHandler:
             )
 
 
-def _reuse_parse(progress: _Progress, invocation: Invocation) -> None:
-    """Give a later invocation the parse of an earlier one: each invocation has its own target path, where dbt
-    looks for ``partial_parse.msgpack``; with a copy there, dbt re-parses only what changed (nothing)."""
-    if not progress.ran:
-        return
-    earlier = progress.ran[-1].target_path / PARTIAL_PARSE
-    if earlier.is_file() and not (invocation.target_path / PARTIAL_PARSE).exists():
-        invocation.target_path.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(earlier, invocation.target_path / PARTIAL_PARSE)
-
-
 async def _invoke(run: RunContext, invocation: Invocation, progress: _Progress, deadline: float) -> Exit:
     """One invocation as its own ``dbt`` process (container runtimes: the image has dbt, not Lockgate)."""
-    _reuse_parse(progress, invocation)
+    dbt_session.reuse_parse(progress.ran[-1].target_path if progress.ran else None, invocation.target_path)
     dbt = shutil.which("dbt", path=run.workspace.env.get("PATH")) or "dbt"
     outcome = await _supervised(run, [dbt, *invocation.argv], _LineHandler(run, progress), progress, deadline)
     return outcome.exit
