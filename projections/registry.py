@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+from projections.canvas.projector import CanvasProjector
 from projections.graph.projector import GraphProjector
 from projections.runner import check_projector_name
 from projections.runs.projector import RunsProjector
@@ -71,5 +72,6 @@ def known_projectors() -> ProjectorRegistry:
             TenancyProjector(),
             GraphProjector(),
             RunsProjector(),
+            CanvasProjector(),
         ]
     )

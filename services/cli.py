@@ -421,6 +421,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 
 
+def cmd_openapi(args: argparse.Namespace) -> None:
+    """Print the API's OpenAPI document (the web UI generates its API types from it)."""
+    from services.api.app import create_app  # noqa: PLC0415
+
+    document = create_app(args.settings).openapi_schema.to_schema()  # no runtime is opened: nothing is served
+    sys.stdout.write(json.dumps(document, indent=1, sort_keys=True) + "\n")
+
+
 # -- parser ----------------------------------------------------------------------------------
 
 
@@ -521,6 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=_port, help="port to bind (default 8000)")
     serve.set_defaults(func=cmd_serve)
+
+    openapi = sub.add_parser("openapi", help="print the HTTP API's OpenAPI document (JSON)")
+    openapi.set_defaults(func=cmd_openapi)
 
     worker = sub.add_parser("worker", help="run a follower process (relay, projector or runner)")
     worker.add_argument("kind", choices=["relay", "projector", "runner"])

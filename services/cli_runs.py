@@ -279,7 +279,7 @@ def cmd_runs(args: argparse.Namespace) -> None:
             nodes = await run_queries.run_nodes(model.db, tenant, args.run_id)
             return {"run": view, "plan": msgspec.json.decode(raw) if raw else None, "nodes": nodes}
         await model.catch_up()
-        return await run_queries.list_runs(
+        page = await run_queries.list_runs(
             model.db,
             tenant,
             project=args.project,
@@ -290,6 +290,7 @@ def cmd_runs(args: argparse.Namespace) -> None:
             until=args.until,
             limit=args.limit,
         )
+        return page.items
 
     result = _run(args, work)
     if args.json:

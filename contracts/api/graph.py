@@ -107,6 +107,40 @@ class GraphPage(msgspec.Struct, frozen=True, kw_only=True):
     next_after: str | None = None
 
 
+class OutlineNode(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One node as the graph canvas draws it: identity, kind, and what grouping and filtering need."""
+
+    unique_id: str
+    node_uuid: uuid.UUID
+    """Stable across renames: canvas positions are keyed on it."""
+    name: str
+    resource_type: str
+    package_name: str
+    path: str = ""
+    """``original_file_path`` (the folder grouping reads it)."""
+    materialized: str | None = None
+    tags: tuple[str, ...] = ()
+    access: str | None = None
+    group: str | None = None
+    version: str | None = None
+
+
+class GraphOutline(msgspec.Struct, frozen=True, kw_only=True):
+    """The whole graph at a version, compact: every node once, edges as pairs of indexes into ``nodes``."""
+
+    graph_version: int
+    nodes: list[OutlineNode]
+    """Sorted by unique_id."""
+    edges: list[tuple[int, int]]
+    """``(parent, child)`` indexes into ``nodes``."""
+
+
+class NodeStatuses(msgspec.Struct, frozen=True, kw_only=True):
+    """unique_id -> status of the node's last recorded execution (nodes never executed are absent)."""
+
+    statuses: dict[str, str]
+
+
 class NodeDetail(msgspec.Struct, frozen=True, kw_only=True):
     graph_version: int
     node: NodeView
@@ -118,6 +152,8 @@ class NodeDetail(msgspec.Struct, frozen=True, kw_only=True):
     """For a versioned model: the unique_ids of all its versions (itself included), sorted."""
     raw_code: str | None = None
     compiled_code: str | None = None
+    owner: str | None = None
+    """``meta.owner`` of the node, else the owner (name or email) of its dbt group."""
 
 
 class NodeDiff(msgspec.Struct, frozen=True, kw_only=True):

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, cast, get_args
 
 import msgspec
 
 from contracts.events.runs import PlanDeviation, RunArtifact
+from contracts.explain import PlanExplanation
 from contracts.ids import SLUG_PATTERN
+from contracts.plan import ApprovalRequirement, ExecutionPlan, PlanTotals
 
 Expression = Annotated[str, msgspec.Meta(max_length=4000, description="dbt selection syntax.")]
 Comment = Annotated[str, msgspec.Meta(max_length=2000)]
@@ -63,8 +67,8 @@ class RunView(msgspec.Struct, frozen=True, kw_only=True):
     plan_id: uuid.UUID | None = None
     plan_hash: str | None = None
     graph_version: int | None = None
-    totals: Any = None
-    approvals: Any = None
+    totals: PlanTotals | None = None
+    approvals: list[ApprovalRequirement] | None = None
     decided_by: str | None = None
     decided_at: datetime | None = None
     comment: str | None = None
@@ -109,10 +113,17 @@ class NodeView(msgspec.Struct, frozen=True, kw_only=True):
     message: str | None = None
 
 
+class PlanPreview(msgspec.Struct, frozen=True, kw_only=True):
+    """The plan a run would get now, and its explanation (``POST /plans``: nothing is recorded)."""
+
+    plan: ExecutionPlan
+    explain: PlanExplanation
+
+
 class RunDetail(msgspec.Struct, frozen=True, kw_only=True):
     run: RunView
-    plan: Any = None
-    explain: Any = None
+    plan: ExecutionPlan | None = None
+    explain: PlanExplanation | None = None
     nodes: list[NodeView] = msgspec.field(default_factory=list)
     """The timeline of the run's current attempt, in the order its nodes started."""
 
@@ -136,35 +147,76 @@ class LogPage(msgspec.Struct, frozen=True, kw_only=True):
     """The run has ended and ``items`` reaches its last line: there is nothing more to read."""
 
 
-# -- the runs list's keyset cursor ------------------------------------------------------------------------------
+# -- the runs list's order and keyset cursor ---------------------------------------------------------------------
 
-_RUN_CURSOR = re.compile(r"^(\d{1,19})_([0-9a-f]{32})$")
+RunSort = Literal["requested_at", "started_at", "finished_at", "duration", "status", "environment", "project", "actor"]
+"""What the runs list can be ordered by (then by run id). Runs that have not started or finished sort as if
+they had at the epoch (duration: as -1 s), so every run has a place in every order."""
+TIME_SORTS: frozenset[RunSort] = frozenset({"requested_at", "started_at", "finished_at"})
+TEXT_SORTS: frozenset[RunSort] = frozenset({"status", "environment", "project", "actor"})
+SortValue = datetime | float | str
+
+_LEGACY_CURSOR = re.compile(r"^(\d{1,19})_([0-9a-f]{32})$")
+_CURSOR = re.compile(
+    r"^(?P<sort>[a-z_]{1,20})\.(?P<order>asc|desc)\.(?P<value>-?\d{1,19}(?:\.\d{1,9})?|[A-Za-z0-9_-]{0,700})"
+    r"~(?P<run>[0-9a-f]{32})$"
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class RunCursor(msgspec.Struct, frozen=True):
-    """Where a page of the runs list ended: the last run's ``requested_at`` and id (the list's sort key)."""
+    """Where a page of the runs list ended: the last run's sort value and id, in the order the list was read."""
 
-    requested_at: datetime
+    value: SortValue
     run_id: uuid.UUID
+    sort: RunSort = "requested_at"
+    descending: bool = True
+
+
+def _micros(at: datetime) -> int:
+    delta = at - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _bad(value: str, why: str = "is not a runs cursor (pass back the next_cursor of the previous page)") -> ValueError:
+    return ValueError(f"{value[:60]!r} {why}")
 
 
 def format_run_cursor(cursor: RunCursor) -> str:
-    """``<requested_at in microseconds since the epoch>_<run id hex>``: opaque to clients, exact to the row."""
-    delta = cursor.requested_at - _EPOCH
-    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    return f"{micros}_{cursor.run_id.hex}"
+    """Opaque to clients, exact to the row: ``<micros>_<run id hex>`` for the default order (newest first),
+    ``<sort>.<asc|desc>.<value>~<run id hex>`` for the others (text values base64url-encoded)."""
+    value = cursor.value
+    if isinstance(value, datetime):
+        if cursor.sort == "requested_at" and cursor.descending:
+            return f"{_micros(value)}_{cursor.run_id.hex}"
+        text = str(_micros(value))
+    elif isinstance(value, float):
+        text = f"{value:.6f}"
+    else:
+        text = base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+    return f"{cursor.sort}.{'desc' if cursor.descending else 'asc'}.{text}~{cursor.run_id.hex}"
 
 
 def parse_run_cursor(value: str) -> RunCursor:
     """The inverse of ``format_run_cursor``; ValueError for anything else."""
-    match = _RUN_CURSOR.fullmatch(value.strip())
-    if match is None:
-        msg = f"{value[:60]!r} is not a runs cursor (pass back the next_cursor of the previous page)"
-        raise ValueError(msg)
+    text = value.strip()
     try:
-        at = _EPOCH + timedelta(microseconds=int(match[1]))
-    except OverflowError:
-        msg = f"runs cursor {value[:60]!r} is out of range"
-        raise ValueError(msg) from None
-    return RunCursor(at, uuid.UUID(hex=match[2]))
+        if legacy := _LEGACY_CURSOR.fullmatch(text):
+            return RunCursor(_EPOCH + timedelta(microseconds=int(legacy[1])), uuid.UUID(hex=legacy[2]))
+        match = _CURSOR.fullmatch(text)
+        if match is None or match["sort"] not in get_args(RunSort):
+            raise _bad(value)
+        sort = cast("RunSort", match["sort"])
+        raw = match["value"]
+        parsed: SortValue
+        if sort in TIME_SORTS:
+            parsed = _EPOCH + timedelta(microseconds=int(raw))
+        elif sort in TEXT_SORTS:
+            parsed = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        else:
+            parsed = float(raw)
+        return RunCursor(parsed, uuid.UUID(hex=match["run"]), sort=sort, descending=match["order"] == "desc")
+    except (OverflowError, UnicodeDecodeError, binascii.Error, ValueError) as exc:
+        if isinstance(exc, ValueError) and str(exc).startswith(repr(value[:60])):
+            raise
+        raise _bad(value, "is not a valid runs cursor") from None

@@ -3,6 +3,6 @@
 
 from __future__ import annotations
 
-from contracts.events import graph, runs, tenancy
+from contracts.events import canvas, graph, runs, tenancy
 
-__all__ = ["graph", "runs", "tenancy"]
+__all__ = ["canvas", "graph", "runs", "tenancy"]

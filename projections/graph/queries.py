@@ -7,12 +7,13 @@ returns exactly what was ingested (hostile strings included, verbatim).
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 import msgspec
 
-from contracts.api.graph import GraphVersionView, IngestionView, NodeDiff, NodeStatusView
+from contracts.api.graph import GraphVersionView, IngestionView, NodeDiff, NodeStatusView, OutlineNode
 from contracts.graph import CatalogEntry, GraphNode, NodeResult, SourceFreshness
 from contracts.graph_diff import MODIFYING_ASPECTS
 
@@ -148,6 +149,65 @@ async def parents_at(db: asyncpg.Pool, tenant: str, project: str, graph_version:
         graph_version,
     )
     return {row["unique_id"]: _any.decode(row["parents"]) for row in rows}
+
+
+class OutlineRow(msgspec.Struct, frozen=True, kw_only=True):
+    node: OutlineNode
+    parents: list[str]
+
+
+_strings = msgspec.json.Decoder(list[str])
+
+
+async def outline(db: asyncpg.Pool, tenant: str, project: str, graph_version: int) -> list[OutlineRow]:
+    """Every node at a version with only what a drawing of the graph needs, sorted by unique_id. The fields are
+    extracted by PostgreSQL, so the (large) stored node records are neither sent nor decoded here."""
+    rows = await db.fetch(
+        "SELECT unique_id, node_uuid, resource_type, name, node->>'package_name' AS package_name, "
+        "node->>'original_file_path' AS path, node->>'materialized' AS materialized, (node->'tags')::text AS tags, "
+        "node->>'access' AS access, node->>'group' AS grp, node->>'version' AS version, "
+        "(node->'depends_on_nodes')::text AS parents FROM graph_nodes "
+        f"WHERE tenant_id = $1 AND project_id = $2 AND {_AT_VERSION} ORDER BY unique_id",
+        tenant,
+        project,
+        graph_version,
+    )
+    return [
+        OutlineRow(
+            node=OutlineNode(
+                unique_id=row["unique_id"],
+                node_uuid=row["node_uuid"],
+                name=row["name"],
+                resource_type=row["resource_type"],
+                package_name=row["package_name"] or "",
+                path=row["path"] or "",
+                materialized=row["materialized"],
+                tags=tuple(_strings.decode(row["tags"])) if row["tags"] else (),
+                access=row["access"],
+                group=row["grp"],
+                version=row["version"],
+            ),
+            parents=_strings.decode(row["parents"]) if row["parents"] else [],
+        )
+        for row in rows
+    ]
+
+
+async def group_owners(db: asyncpg.Pool, tenant: str, project: str, graph_version: int) -> dict[str, str]:
+    """Each dbt group's name -> its owner's name (or email) at a version."""
+    raw = await db.fetchval(
+        "SELECT groups::text FROM graph_versions WHERE tenant_id = $1 AND project_id = $2 AND graph_version = $3",
+        tenant,
+        project,
+        graph_version,
+    )
+    owners: dict[str, str] = {}
+    for group in _any.decode(raw) if raw else ():
+        owner = group.get("owner") or {}
+        who = owner.get("name") or owner.get("email")
+        if isinstance(who, str) and isinstance(group.get("name"), str):
+            owners[group["name"]] = who
+    return owners
 
 
 async def catalog(
@@ -297,3 +357,60 @@ async def freshness(db: asyncpg.Pool, tenant: str, project: str) -> dict[str, So
         project,
     )
     return {row["unique_id"]: _freshness.decode(row["result"]) for row in rows}
+
+
+class ProjectGraphHealth(msgspec.Struct, frozen=True, kw_only=True):
+    graph_version: int
+    nodes: int
+    edges: int
+    dbt_version: str | None
+    ingested_at: datetime | None
+    node_statuses: dict[str, int]
+    source_freshness: dict[str, int]
+    freshness_checked_at: str | None
+
+
+async def health(db: asyncpg.Pool, tenant: str) -> dict[str, ProjectGraphHealth]:
+    """project_id -> its latest graph version's size, last ingestion, node statuses and source freshness."""
+    async with db.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        latest = await conn.fetch(
+            "SELECT DISTINCT ON (project_id) project_id, graph_version, nodes, edges, dbt_version FROM graph_versions "
+            "WHERE tenant_id = $1 ORDER BY project_id, graph_version DESC",
+            tenant,
+        )
+        ingested = await conn.fetch(
+            "SELECT project_id, max(recorded_at) AS at FROM graph_ingestions WHERE tenant_id = $1 GROUP BY project_id",
+            tenant,
+        )
+        statuses = await conn.fetch(
+            "SELECT project_id, status, count(*) AS n FROM graph_node_status WHERE tenant_id = $1 GROUP BY 1, 2",
+            tenant,
+        )
+        freshness = await conn.fetch(
+            "SELECT project_id, status, count(*) AS n, max(snapshotted_at) AS at FROM graph_source_freshness "
+            "WHERE tenant_id = $1 GROUP BY 1, 2",
+            tenant,
+        )
+    at = {row["project_id"]: row["at"] for row in ingested}
+    counts: dict[str, dict[str, int]] = {}
+    for row in statuses:
+        counts.setdefault(row["project_id"], {})[row["status"]] = row["n"]
+    fresh: dict[str, dict[str, int]] = {}
+    checked: dict[str, str] = {}
+    for row in freshness:
+        fresh.setdefault(row["project_id"], {})[row["status"]] = row["n"]
+        if row["at"] is not None:
+            checked[row["project_id"]] = max(checked.get(row["project_id"], ""), row["at"])
+    return {
+        row["project_id"]: ProjectGraphHealth(
+            graph_version=row["graph_version"],
+            nodes=row["nodes"],
+            edges=row["edges"],
+            dbt_version=row["dbt_version"],
+            ingested_at=at.get(row["project_id"]),
+            node_statuses=counts.get(row["project_id"], {}),
+            source_freshness=fresh.get(row["project_id"], {}),
+            freshness_checked_at=checked.get(row["project_id"]),
+        )
+        for row in latest
+    }

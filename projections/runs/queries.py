@@ -9,8 +9,10 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from contracts.api.runs import NodeView, RunCursor, RunView
+from contracts.api.runs import NodeView, RunCursor, RunSort, RunView
 from contracts.events.runs import PlanDeviation, RunArtifact
+from contracts.plan import ApprovalRequirement, PlanTotals
+from services.shared.errors import ContractViolationError
 
 MAX_LIMIT = 500
 FINAL_STATUSES = ("success", "warning", "failed", "canceled", "rejected")
@@ -20,6 +22,8 @@ _any = msgspec.json.Decoder()
 _artifacts = msgspec.json.Decoder(list[RunArtifact])
 _deviation = msgspec.json.Decoder(PlanDeviation)
 _counts = msgspec.json.Decoder(dict[str, int])
+_totals = msgspec.json.Decoder(PlanTotals)
+_approvals = msgspec.json.Decoder(list[ApprovalRequirement])
 
 _COLUMNS = (
     "run_id, project_id, environment_id, status, requested_by, requested_at, select_expr, exclude_expr, selector, "
@@ -36,11 +40,12 @@ _NODE_COLUMNS = (
 
 def _view(row: asyncpg.Record) -> RunView:
     values: dict[str, Any] = dict(row)
+    values.pop("sort_key", None)
     values["select"] = values.pop("select_expr")
     values["exclude"] = values.pop("exclude_expr")
     for key, decoder in (
-        ("totals", _any),
-        ("approvals", _any),
+        ("totals", _totals),
+        ("approvals", _approvals),
         ("node_counts", _counts),
         ("artifacts", _artifacts),
         ("deviation", _deviation),
@@ -93,6 +98,25 @@ async def run_nodes(db: asyncpg.Pool, tenant: str, run_id: uuid.UUID, *, attempt
     return [_node(row) for row in rows]
 
 
+_SORT_KEYS: dict[RunSort, str] = {
+    "requested_at": "requested_at",
+    "started_at": "coalesce(started_at, 'epoch'::timestamptz)",
+    "finished_at": "coalesce(finished_at, 'epoch'::timestamptz)",
+    "duration": "coalesce(extract(epoch FROM finished_at - started_at), -1)::float8",
+    "status": "status",
+    "environment": "environment_id",
+    "project": "project_id",
+    "actor": "requested_by",
+}
+"""The SQL of each order's key (``RunSort``); a page's cursor is built from the key PostgreSQL computed."""
+
+
+class RunPage(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[RunView]
+    next_cursor: RunCursor | None
+    """Where the next page starts; None when this page is the last."""
+
+
 async def list_runs(
     db: asyncpg.Pool,
     tenant: str,
@@ -103,12 +127,16 @@ async def list_runs(
     actor: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    sort: RunSort = "requested_at",
+    descending: bool = True,
     after: RunCursor | None = None,
     limit: int = 50,
-) -> list[RunView]:
-    """Newest first (by ``requested_at``, then run id); ``since`` inclusive, ``until`` exclusive; ``after`` is
-    where the previous page ended (a keyset cursor: rows requested meanwhile do not shift the pages)."""
-    sql = [f"SELECT {_COLUMNS} FROM runs WHERE tenant_id = $1"]
+) -> RunPage:
+    """Runs in the given order (then by run id; newest first by default); ``since`` inclusive, ``until``
+    exclusive (both on ``requested_at``); ``after`` is where the previous page ended (a keyset cursor: rows added
+    meanwhile do not shift the pages). A cursor of another order is refused."""
+    key = _SORT_KEYS[sort]
+    sql = [f"SELECT {_COLUMNS}, {key} AS sort_key FROM runs WHERE tenant_id = $1"]
     args: list[Any] = [tenant]
     for column, value in (
         ("project_id", project),
@@ -125,19 +153,20 @@ async def list_runs(
     if until is not None:
         args.append(until)
         sql.append(f"AND requested_at < ${len(args)}")
+    direction = "DESC" if descending else "ASC"
     if after is not None:
-        args.extend((after.requested_at, after.run_id))
-        sql.append(f"AND (requested_at, run_id) < (${len(args) - 1}, ${len(args)})")
+        if (after.sort, after.descending) != (sort, descending):
+            order = f"{after.sort} {'desc' if after.descending else 'asc'}"
+            raise ContractViolationError(f"the cursor is for another order ({order})", field="cursor")
+        args.extend((after.value, after.run_id))
+        sql.append(f"AND ({key}, run_id) {'<' if descending else '>'} (${len(args) - 1}, ${len(args)})")
     args.append(min(limit, MAX_LIMIT))
-    sql.append(f"ORDER BY requested_at DESC, run_id DESC LIMIT ${len(args)}")
-    return [_view(row) for row in await db.fetch(" ".join(sql), *args)]
-
-
-def cursor_of(page: list[RunView], limit: int) -> RunCursor | None:
-    """Where the next page starts, when this one is full."""
-    if len(page) < limit or not page:
-        return None
-    return RunCursor(page[-1].requested_at, page[-1].run_id)
+    sql.append(f"ORDER BY {key} {direction}, run_id {direction} LIMIT ${len(args)}")
+    rows = await db.fetch(" ".join(sql), *args)
+    following = None
+    if rows and len(rows) == limit:
+        following = RunCursor(rows[-1]["sort_key"], rows[-1]["run_id"], sort=sort, descending=descending)
+    return RunPage(items=[_view(row) for row in rows], next_cursor=following)
 
 
 async def last_successful_graph_version(db: asyncpg.Pool, tenant: str, project: str, environment: str) -> int | None:
@@ -152,3 +181,15 @@ async def last_successful_graph_version(db: asyncpg.Pool, tenant: str, project: 
         environment,
     )
     return version
+
+
+async def actual_seconds(db: asyncpg.Pool, tenant: str, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, float]:
+    """run_id -> the compute time dbt reported for the nodes of the run's current attempt."""
+    rows = await db.fetch(
+        "SELECT r.run_id, sum(n.execution_time) AS seconds FROM runs r JOIN run_nodes n "
+        "ON n.tenant_id = r.tenant_id AND n.run_id = r.run_id AND n.attempt = r.attempt "
+        "WHERE r.tenant_id = $1 AND r.run_id = ANY($2::uuid[]) AND n.execution_time IS NOT NULL GROUP BY r.run_id",
+        tenant,
+        run_ids,
+    )
+    return {row["run_id"]: row["seconds"] for row in rows}

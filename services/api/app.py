@@ -14,8 +14,8 @@ from litestar.types import ControllerRouterHandler
 from services.api.deps import provide_command_context, provide_principal, provide_runtime
 from services.api.errors import EXCEPTION_HANDLERS
 from services.api.health import healthz, metrics, readyz
-from services.api.landing import landing
 from services.api.middleware import request_context
+from services.api.webui import web_ui
 from services.runtime import Runtime
 from services.shared.auth import TokenTable
 from services.shared.settings import Settings
@@ -28,7 +28,7 @@ MAX_REQUEST_BODY = 1024 * 1024
 def route_handlers() -> list[ControllerRouterHandler]:
     from services.api.controllers import CONTROLLERS  # noqa: PLC0415 - controllers import the contexts
 
-    return [landing, healthz, readyz, metrics, *CONTROLLERS]
+    return [healthz, readyz, metrics, *CONTROLLERS, web_ui]
 
 
 RuntimeFactory = Callable[[Settings], Awaitable[Runtime]]

@@ -124,7 +124,7 @@ async def _first_run(runtime: Runtime, tenant: str) -> RunView | None:
     fresh installation shows a completed run; nothing when the project has runs already."""
     model = runs_read_model(runtime.store)
     await model.catch_up()
-    if await run_queries.list_runs(model.db, tenant, project=PROJECT_ID, limit=1):
+    if (await run_queries.list_runs(model.db, tenant, project=PROJECT_ID, limit=1)).items:
         return None
     request = RunRequest(project_id=PROJECT_ID, environment_id="dev", select="*")
     context = CommandContext(actor=SYSTEM_ACTOR, correlation_id=uuid.uuid4())

@@ -12,53 +12,19 @@ from typing import Any, assert_never
 
 import msgspec
 
+from contracts.explain import (
+    ExplainedApproval,
+    ExplainedGroup,
+    ExplainedNode,
+    ExplainedReason,
+    PlanExplanation,
+    PlanSummary,
+)
 from contracts.plan import CostEstimate, ExecutionPlan, ItemAction, PartitionWindow, Reason
 
 __all__ = ["PlanExplanation", "explain", "explanation_json", "render_tree"]
 
 ACTION_ORDER: tuple[ItemAction, ...] = ("RUN", "PARTIAL", "SKIP")
-
-
-class ExplainedReason(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    policy: str
-    """``<policy_id> v<version>``."""
-    code: str
-    message: str
-    failure: bool = False
-    evidence: dict[str, Any] = {}
-
-
-class ExplainedNode(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    order: int
-    unique_id: str
-    resource_type: str
-    node_uuid: str
-    estimate: str | None = None
-    window: str | None = None
-    reasons: tuple[ExplainedReason, ...] = ()
-
-
-class ExplainedGroup(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    action: ItemAction
-    wave: int
-    title: str
-    nodes: tuple[ExplainedNode, ...] = ()
-
-
-class ExplainedApproval(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    role: str
-    rule_id: str
-    message: str
-    policy: str
-    unique_id: str | None = None
-
-
-class PlanExplanation(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    plan_hash: str
-    headline: str
-    summary: dict[str, Any]
-    approvals: tuple[ExplainedApproval, ...] = ()
-    groups: tuple[ExplainedGroup, ...] = ()
 
 
 def _action_title(action: ItemAction) -> str:
@@ -114,24 +80,24 @@ def _reason(reason: Reason) -> ExplainedReason:
 
 def explain(plan: ExecutionPlan) -> PlanExplanation:
     totals, inputs = plan.totals, plan.inputs
-    summary: dict[str, Any] = {
-        "project_id": inputs.project_id,
-        "environment_id": inputs.environment_id,
-        "graph_version": inputs.graph_version,
-        "state_reference": inputs.state_reference,
-        "as_of": inputs.as_of.isoformat(),
-        "run": totals.run,
-        "partial": totals.partial,
-        "skip": totals.skip,
-        "not_executable": totals.not_executable,
-        "estimated_seconds": totals.estimated_seconds,
-        "estimated_duration_seconds": totals.estimated_duration_seconds,
-        "estimated_cost": totals.estimated_cost,
-        "currency": totals.currency,
-        "unpriced": totals.unpriced,
-        "policies": [f"{p.policy_id} v{p.version}" for p in inputs.policy_set],
-        "requires_approval": plan.requires_approval,
-    }
+    summary = PlanSummary(
+        project_id=inputs.project_id,
+        environment_id=inputs.environment_id,
+        graph_version=inputs.graph_version,
+        state_reference=inputs.state_reference,
+        as_of=inputs.as_of.isoformat(),
+        run=totals.run,
+        partial=totals.partial,
+        skip=totals.skip,
+        not_executable=totals.not_executable,
+        estimated_seconds=totals.estimated_seconds,
+        estimated_duration_seconds=totals.estimated_duration_seconds,
+        estimated_cost=totals.estimated_cost,
+        currency=totals.currency,
+        unpriced=totals.unpriced,
+        policies=[f"{p.policy_id} v{p.version}" for p in inputs.policy_set],
+        requires_approval=plan.requires_approval,
+    )
     cost = f", {totals.estimated_cost:.4g} {totals.currency}" if totals.estimated_cost is not None else ""
     headline = (
         f"{len(plan.items)} node(s): {totals.run} run, {totals.partial} partial, {totals.skip} skipped; "
@@ -187,10 +153,10 @@ def render_tree(explanation: PlanExplanation, *, evidence: bool = False) -> str:
     """A terminal tree of ``explanation``; ``evidence`` adds each reason's evidence."""
     lines = [f"Plan {explanation.plan_hash[:12]}  {explanation.headline}"]
     summary = explanation.summary
-    state = f", against graph v{summary['state_reference']}" if summary.get("state_reference") is not None else ""
+    state = f", against graph v{summary.state_reference}" if summary.state_reference is not None else ""
     lines.append(
-        f"  {summary['project_id']}/{summary['environment_id']} graph v{summary['graph_version']}{state}"
-        f", as of {summary['as_of']}; policies: {', '.join(summary['policies']) or 'none'}"
+        f"  {summary.project_id}/{summary.environment_id} graph v{summary.graph_version}{state}"
+        f", as of {summary.as_of}; policies: {', '.join(summary.policies) or 'none'}"
     )
     if explanation.approvals:
         lines.append("Approval required:")

@@ -23,6 +23,8 @@ from enum import Enum
 import asyncpg
 import msgspec
 
+from services.shared.schema import ensure_schema
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runner_slots (
     tenant_id       text NOT NULL,
@@ -70,10 +72,7 @@ class Leases:
         self._pool = pool
 
     async def ensure_schema(self) -> None:
-        # Several runner processes may start together; the lock keeps their CREATEs from colliding.
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('lockgate.runner_leases'))")
-            await conn.execute(SCHEMA)
+        await ensure_schema(self._pool, "runner_leases", SCHEMA)
 
     async def claim(
         self,

@@ -31,6 +31,7 @@ from contracts.api.runs import LogLine
 from contracts.events.runs import RunArtifact
 from services.shared.errors import InfrastructureError
 from services.shared.objectstore.port import TenantObjectStore
+from services.shared.schema import ensure_schema
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as NatsClient
@@ -75,23 +76,12 @@ CREATE TABLE IF NOT EXISTS run_log_lines (
 );
 """
 
-_ensured: dict[int, asyncpg.Pool] = {}
-"""Pools whose database has the table, by id (asyncpg pools cannot be weakly referenced: closed ones are
-pruned instead)."""
 _json = msgspec.json.Encoder()
 
 
 async def ensure_log_schema(pool: asyncpg.Pool) -> None:
     """Create the log table if absent (idempotent; once per pool, then free)."""
-    if _ensured.get(id(pool)) is pool:
-        return
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('lockgate.run_log_lines'))")  # concurrent DDL
-        await conn.execute(SCHEMA)
-    for key, known in list(_ensured.items()):
-        if known.is_closing():
-            del _ensured[key]
-    _ensured[id(pool)] = pool
+    await ensure_schema(pool, "run_log_lines", SCHEMA)
 
 
 def log_subject(prefix: str, tenant: str, run_id: uuid.UUID) -> str:

@@ -68,6 +68,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     runner_workspace_dir: Path | None = None
     runner_metrics_port: int | None = None
     """``lockgate worker runner`` serves Prometheus metrics on this port (127.0.0.1) when set."""
+    ui_dir: Path | None = None
+    """The built web UI that ``serve`` serves at ``/``; None: ``ui/dist`` of the source tree (``make ui``)."""
 
     @property
     def embedded(self) -> bool:
@@ -126,6 +128,7 @@ _ENV = {
     "LOCKGATE_RUNNER_CPUS": "runner_cpus",
     "LOCKGATE_RUNNER_WORKSPACE_DIR": "runner_workspace_dir",
     "LOCKGATE_RUNNER_METRICS_PORT": "runner_metrics_port",
+    "LOCKGATE_UI_DIR": "ui_dir",
 }
 
 

@@ -35,8 +35,10 @@ from projections.runs import queries
 from projections.runs.projector import RunsProjector
 from services.runs.domain import run_stream
 from services.runs.readmodel import RunsReadModel
+from services.shared.errors import ContractViolationError
 from services.shared.eventstore.postgres import PostgresEventStore
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 RUNNER = "system:runner"
 PLAN_ID = uuid.UUID(int=7)
@@ -261,32 +263,114 @@ async def test_the_list_filters_and_pages_newest_first(store: PostgresEventStore
     await model.catch_up()
 
     newest_first = sorted(runs, key=lambda r: (T0 + timedelta(minutes=runs.index(r) // 2), r.run_id), reverse=True)
-    pages, cursor = [], None
-    while True:
-        page = await queries.list_runs(model.db, "acme", after=cursor, limit=5)
-        pages.append([r.run_id for r in page])
-        cursor = queries.cursor_of(page, 5)
-        if cursor is None:
-            break
-        cursor = parse_run_cursor(format_run_cursor(cursor))  # through its wire form, as a client passes it
+    pages = await all_pages(model, "requested_at", descending=True, page_size=5)
     assert [len(p) for p in pages] == [5, 5, 2]
     assert [run_id for page in pages for run_id in page] == [r.run_id for r in newest_first]
 
-    dev_alice = await queries.list_runs(model.db, "acme", environment="dev", actor="alice")
-    assert {r.run_id for r in dev_alice} == {r.run_id for i, r in enumerate(runs) if i % 4 in (0, 3)}
-    window = await queries.list_runs(model.db, "acme", since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=3))
-    assert {r.run_id for r in window} == {r.run_id for r in runs[2:6]}
-    assert [r.run_id for r in await queries.list_runs(model.db, "acme", status="success")] == [runs[0].run_id]
-    assert await queries.list_runs(model.db, "acme", project="other") == []
-    assert await queries.list_runs(model.db, "globex") == []
+    async def ids(**filters: Any) -> list[uuid.UUID]:
+        return [r.run_id for r in (await queries.list_runs(model.db, "acme", **filters)).items]
+
+    dev_alice = await ids(environment="dev", actor="alice")
+    assert set(dev_alice) == {r.run_id for i, r in enumerate(runs) if i % 4 in (0, 3)}
+    window = await ids(since=T0 + timedelta(minutes=1), until=T0 + timedelta(minutes=3))
+    assert set(window) == {r.run_id for r in runs[2:6]}
+    assert await ids(status="success") == [runs[0].run_id]
+    assert await ids(project="other") == []
+    assert (await queries.list_runs(model.db, "globex")).items == []
 
 
-@pytest.mark.parametrize("bad", ["", "12", "x_" + "0" * 32, "1_" + "g" * 32, "9" * 20 + "_" + "0" * 32])
+async def all_pages(model: RunsReadModel, sort: Any, *, descending: bool, page_size: int) -> list[list[uuid.UUID]]:
+    """Every page of the runs list in one order, each cursor passed through its wire form as a client would."""
+    pages, cursor = [], None
+    while True:
+        page = await queries.list_runs(
+            model.db, "acme", sort=sort, descending=descending, after=cursor, limit=page_size
+        )
+        pages.append([r.run_id for r in page.items])
+        if page.next_cursor is None:
+            return pages
+        cursor = parse_run_cursor(format_run_cursor(page.next_cursor))
+
+
+@pytest.mark.parametrize(
+    ("sort", "key"),
+    [
+        ("started_at", lambda r: r.started_at or EPOCH),
+        ("finished_at", lambda r: r.finished_at or EPOCH),
+        (
+            "duration",
+            lambda r: (r.finished_at - r.started_at).total_seconds() if r.finished_at and r.started_at else -1,
+        ),
+        ("status", lambda r: r.status),
+        ("environment", lambda r: r.environment_id),
+        ("actor", lambda r: r.requested_by),
+    ],
+)
+@pytest.mark.parametrize("descending", [True, False])
+async def test_every_order_pages_through_every_run_once_in_order(
+    store: PostgresEventStore, sort: str, key: Any, descending: bool
+) -> None:
+    for i in range(11):
+        run = RunScript(store)
+        await run.requested(env=("dev", "prod", "qa")[i % 3], by=("alice", "bob")[i % 2], at=T0 + timedelta(seconds=i))
+        if i % 4 != 3:  # some runs never start: they still have a place in every order
+            await run.started(at=T0 + timedelta(minutes=i % 5))
+            if i % 2 == 0:
+                await run.finished(("success", "failed")[i % 3 == 0], at=T0 + timedelta(minutes=i % 5, seconds=7 * i))
+    model = RunsReadModel(store)
+    await model.catch_up()
+    everything = (await queries.list_runs(model.db, "acme", limit=100)).items
+
+    pages = await all_pages(model, sort, descending=descending, page_size=3)
+
+    expected = sorted(everything, key=lambda r: (key(r), r.run_id), reverse=descending)
+    assert [run_id for page in pages for run_id in page] == [r.run_id for r in expected]
+    assert all(len(page) == 3 for page in pages[:-1])
+
+
+async def test_a_cursor_of_another_order_is_refused(store: PostgresEventStore) -> None:
+    for i in range(3):
+        await RunScript(store).requested(env="dev", by="alice", at=T0 + timedelta(seconds=i))
+    model = RunsReadModel(store)
+    await model.catch_up()
+    page = await queries.list_runs(model.db, "acme", sort="status", limit=1)
+    assert page.next_cursor is not None
+    with pytest.raises(ContractViolationError, match="another order"):
+        await queries.list_runs(model.db, "acme", sort="actor", after=page.next_cursor, limit=1)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "12",
+        "x_" + "0" * 32,
+        "1_" + "g" * 32,
+        "9" * 20 + "_" + "0" * 32,
+        "status.asc.!!~" + "0" * 32,
+        "nosuch.asc.1~" + "0" * 32,
+        "duration.asc.abc~" + "0" * 32,
+        "finished_at.desc.9999999999999999999~" + "0" * 32,
+        "status.up.YQ~" + "0" * 32,
+    ],
+)
 def test_a_malformed_cursor_is_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="cursor"):
         parse_run_cursor(bad)
 
 
-def test_a_cursor_round_trips_to_the_microsecond() -> None:
-    cursor = RunCursor(datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC), uuid.uuid4())
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        RunCursor(datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC), uuid.uuid4()),
+        RunCursor(
+            datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC), uuid.uuid4(), sort="finished_at", descending=False
+        ),
+        RunCursor(12.345678, uuid.uuid4(), sort="duration"),
+        RunCursor(-1.0, uuid.uuid4(), sort="duration", descending=False),
+        RunCursor("r\u00e9viewer~<script>", uuid.uuid4(), sort="actor"),
+        RunCursor("", uuid.uuid4(), sort="status"),
+    ],
+)
+def test_a_cursor_round_trips_exactly(cursor: RunCursor) -> None:
     assert parse_run_cursor(format_run_cursor(cursor)) == cursor

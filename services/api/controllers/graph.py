@@ -18,21 +18,25 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from contracts.api.graph import (
     ArtifactUpload,
     Edge,
+    GraphOutline,
     GraphPage,
     GraphVersionList,
     IngestByKeyRequest,
     IngestionList,
     IngestionOutcome,
     NodeDetail,
+    NodeStatuses,
     NodeStatusView,
     NodeView,
     VersionDiff,
 )
+from contracts.graph import GraphNode
 from projections.graph import queries
 from services.api.deps import ContextDep, PrincipalDep, RuntimeDep
 from services.api.uploads import spool_body, spool_multipart
@@ -86,6 +90,19 @@ def _edges(nodes: list[queries.NodeRow], within: set[str] | None) -> list[Edge]:
         for parent in row.node.depends_on_nodes
         if within is None or parent in within
     ]
+
+
+async def _owner(
+    model: GraphReadModel, tenant_id: str, project_id: str, graph_version: int, node: GraphNode
+) -> str | None:
+    """Who owns a node: ``meta.owner`` (dbt's convention, also under ``config.meta``), else its group's owner."""
+    for meta in (node.meta, node.config.get("meta") or {}):
+        owner = meta.get("owner") if isinstance(meta, dict) else None
+        if isinstance(owner, str) and owner:
+            return owner
+    if node.group is None:
+        return None
+    return (await queries.group_owners(model.db, tenant_id, project_id, graph_version)).get(node.group)
 
 
 async def _ingest(
@@ -270,6 +287,50 @@ class GraphController(Controller):
             next_after=ids[-1] if len(nodes) == limit else None,
         )
 
+    @get(
+        "/graph/outline",
+        summary="The whole graph at a version, compact (what the graph canvas draws)",
+        responses={
+            200: ResponseSpec(
+                data_container=GraphOutline, description="Nodes and edges (index pairs).", generate_examples=False
+            )
+        },
+    )
+    async def get_outline(
+        self,
+        *,
+        tenant_id: FromPath[str],
+        project_id: FromPath[str],
+        request: Request[Any, Any, Any],
+        runtime: RuntimeDep,
+        principal: PrincipalDep,
+        version: Version = None,
+    ) -> Response[bytes]:
+        model = _reader(runtime, principal, tenant_id, project_id)
+        await model.catch_up()
+        row = await model.resolve_version(tenant_id, project_id, version)
+        outline = await model.outline(tenant_id, project_id, row.graph_version)
+        # A version's outline never changes: the ETag names the version, and a browser revalidates cheaply.
+        headers = {
+            "ETag": f'"outline-{row.graph_version}"',
+            "Cache-Control": "private, no-cache",
+            "Vary": "Accept-Encoding",
+        }
+        if request.headers.get("if-none-match") == headers["ETag"]:
+            return Response(b"", status_code=304, headers=headers)
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+            return Response(outline.gzip, media_type="application/json", headers=headers)
+        return Response(outline.json, media_type="application/json", headers=headers)
+
+    @get("/graph/statuses", summary="Each node's last recorded status (unique_id -> status)")
+    async def get_statuses(
+        self, *, tenant_id: FromPath[str], project_id: FromPath[str], runtime: RuntimeDep, principal: PrincipalDep
+    ) -> NodeStatuses:
+        model = _reader(runtime, principal, tenant_id, project_id)
+        await model.catch_up()
+        return NodeStatuses(statuses=await queries.last_statuses(model.db, tenant_id, project_id))
+
     @get("/graph/nodes/{unique_id:path}", summary="One node with its docs, columns, tests, status and code")
     async def get_node(
         self,
@@ -309,6 +370,7 @@ class GraphController(Controller):
             versions=await queries.version_siblings(model.db, tenant_id, project_id, row.graph_version, found[0].node),
             raw_code=code.raw_code,
             compiled_code=code.compiled_code,
+            owner=await _owner(model, tenant_id, project_id, row.graph_version, found[0].node),
         )
 
     @get("/graph/diff", summary="What changed between two graph versions")

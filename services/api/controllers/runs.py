@@ -21,7 +21,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, Response, get, post
@@ -33,10 +33,12 @@ from contracts.api.runs import (
     DecisionRequest,
     LogPage,
     NodeView,
+    PlanPreview,
     RunDetail,
     RunList,
     RunRequest,
     RunRequestBody,
+    RunSort,
     RunView,
     SelectionView,
     format_run_cursor,
@@ -46,7 +48,7 @@ from contracts.events.runs import RunArtifact
 from contracts.plan import ExecutionPlan
 from projections.runs import queries
 from services.api.deps import ContextDep, PrincipalDep, RuntimeDep
-from services.planning.explain import explain, explanation_json
+from services.planning.explain import explain
 from services.runner import logs
 from services.runs.readmodel import runs_read_model
 from services.runs.service import RunOutcome, RunService
@@ -123,13 +125,13 @@ class RunsController(Controller):
         data: JSONBody[RunRequestBody],
         runtime: RuntimeDep,
         principal: PrincipalDep,
-    ) -> dict[str, Any]:
+    ) -> PlanPreview:
         _allowed(principal, tenant_id, *READERS)
         request = RunRequest(project_id=check_id("project", project_id), **msgspec.structs.asdict(data))
         planned = await _service(runtime).preview(
             runtime.store.for_tenant(tenant_id), runtime.objects.for_tenant(tenant_id), request
         )
-        return {"plan": planned.plan, "explain": explanation_json(explain(planned.plan))}
+        return PlanPreview(plan=planned.plan, explain=explain(planned.plan))
 
     @post("/projects/{project_id:str}/runs", summary="Request a run: planned now, then approved or awaiting approval")
     async def request_run(
@@ -162,8 +164,10 @@ class RunsController(Controller):
         actor: Annotated[str | None, QueryParameter(max_length=200, description="Who requested the run.")] = None,
         since: Annotated[datetime | None, QueryParameter(description="Requested at or after.")] = None,
         until: Annotated[datetime | None, QueryParameter(description="Requested before.")] = None,
+        sort: Annotated[RunSort, QueryParameter(description="The order (then by run id).")] = "requested_at",
+        order: Annotated[Literal["asc", "desc"], QueryParameter(description="Ascending or descending.")] = "desc",
         cursor: Annotated[
-            str | None, QueryParameter(max_length=60, description="The next_cursor of the previous page.")
+            str | None, QueryParameter(max_length=800, description="The next_cursor of the previous page.")
         ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=queries.MAX_LIMIT)] = 50,
     ) -> RunList:
@@ -174,7 +178,7 @@ class RunsController(Controller):
             raise ContractViolationError(str(exc), field="cursor") from None
         model = runs_read_model(runtime.store)
         await model.catch_up()
-        items = await queries.list_runs(
+        page = await queries.list_runs(
             model.db,
             tenant_id,
             project=project,
@@ -183,11 +187,13 @@ class RunsController(Controller):
             actor=actor,
             since=since,
             until=until,
+            sort=sort,
+            descending=order == "desc",
             after=after,
             limit=limit,
         )
-        following = queries.cursor_of(items, limit)
-        return RunList(items=items, next_cursor=format_run_cursor(following) if following is not None else None)
+        following = page.next_cursor
+        return RunList(items=page.items, next_cursor=format_run_cursor(following) if following is not None else None)
 
     @get("/runs/{run_id:uuid}", summary="One run with its plan, its explanation and its node timeline")
     async def get_run(
@@ -201,7 +207,7 @@ class RunsController(Controller):
         return RunDetail(
             run=view,
             plan=plan,
-            explain=explanation_json(explain(plan)) if plan is not None else None,
+            explain=explain(plan) if plan is not None else None,
             nodes=await queries.run_nodes(model.db, tenant_id, run_id),
         )
 
