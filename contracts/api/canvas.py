@@ -24,7 +24,8 @@ class CanvasView(msgspec.Struct, frozen=True, kw_only=True):
     workspace: WorkspaceName
     version: int
     """The stream version (0: nothing arranged yet); send it as ``If-Match`` to refuse a stale edit."""
-    grouping: Grouping = "none"
+    grouping: Grouping | None = None
+    """None until someone chooses one: the UI then groups a large graph by folder, collapsed, and a small one not."""
     viewport: Viewport | None = None
     collapsed: list[str] = []
     """Keys of the collapsed groups, sorted."""

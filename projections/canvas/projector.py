@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS canvas_workspaces (
     tenant_id   text        NOT NULL,
     project_id  text        NOT NULL,
     workspace   text        NOT NULL,
-    grouping    text        NOT NULL DEFAULT 'none',
+    grouping    text,
     viewport    json,
     collapsed   text[]      NOT NULL DEFAULT '{}',
     version     integer     NOT NULL,

@@ -162,12 +162,15 @@ _strings = msgspec.json.Decoder(list[str])
 async def outline(db: asyncpg.Pool, tenant: str, project: str, graph_version: int) -> list[OutlineRow]:
     """Every node at a version with only what a drawing of the graph needs, sorted by unique_id. The fields are
     extracted by PostgreSQL, so the (large) stored node records are neither sent nor decoded here."""
+    # json_to_record parses each stored node once; one ``->>`` per field would parse it once per field (6x slower
+    # on Spellbook's 19,000 nodes).
     rows = await db.fetch(
-        "SELECT unique_id, node_uuid, resource_type, name, node->>'package_name' AS package_name, "
-        "node->>'original_file_path' AS path, node->>'materialized' AS materialized, (node->'tags')::text AS tags, "
-        "node->>'access' AS access, node->>'group' AS grp, node->>'version' AS version, "
-        "(node->'depends_on_nodes')::text AS parents FROM graph_nodes "
-        f"WHERE tenant_id = $1 AND project_id = $2 AND {_AT_VERSION} ORDER BY unique_id",
+        "SELECT g.unique_id, g.node_uuid, g.resource_type, g.name, r.package_name, r.original_file_path AS path, "
+        "r.materialized, r.tags::text AS tags, r.access, r.\"group\" AS grp, r.version, "
+        "r.depends_on_nodes::text AS parents FROM graph_nodes g, LATERAL json_to_record(g.node) AS r("
+        "package_name text, original_file_path text, materialized text, tags json, access text, \"group\" text, "
+        "version text, depends_on_nodes json) "
+        f"WHERE g.tenant_id = $1 AND g.project_id = $2 AND {_AT_VERSION} ORDER BY g.unique_id",
         tenant,
         project,
         graph_version,

@@ -71,7 +71,8 @@ class CanvasState(msgspec.Struct, frozen=True, kw_only=True):
     positions: dict[uuid.UUID, tuple[float, float]] = {}
     groups: dict[str, Group] = {}
     collapsed: frozenset[str] = frozenset()
-    grouping: Grouping = "none"
+    grouping: Grouping | None = None
+    """None until someone chooses a grouping (the UI then picks one by the size of the graph)."""
     viewport: Viewport | None = None
 
 

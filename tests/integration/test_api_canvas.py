@@ -57,6 +57,7 @@ async def test_every_edit_is_an_event_and_a_reload_restores_the_canvas_exactly(
     empty = await client.get(CANVAS, headers=VIEWER_H)
     assert empty.status_code == 200
     assert empty.json()["version"] == 0
+    assert empty.json()["grouping"] is None  # nobody chose one yet: the UI decides by the graph's size
     assert empty.headers["etag"] == '"0"'
 
     edits = [
@@ -98,6 +99,12 @@ async def test_every_edit_is_an_event_and_a_reload_restores_the_canvas_exactly(
     # The canvas is a view: the graph is byte for byte what it was, and no graph event was appended.
     assert (await client.get(f"{SHOP}/graph/outline", headers=VIEWER_H)).content == graph_before
     assert (await client.get(f"{SHOP}/graph/versions", headers=VIEWER_H)).json()["items"][0]["graph_version"] == 1
+
+
+async def test_choosing_no_grouping_is_recorded_once(client: AsyncTestClient[Litestar]) -> None:
+    none = {"type": "set_grouping", "grouping": "none"}
+    assert (await command(client, none, headers=VIEWER_H)).json()["grouping"] == "none"
+    assert (await command(client, none, headers=VIEWER_H)).json()["version"] == 1
 
 
 async def test_an_edit_that_changes_nothing_records_nothing(client: AsyncTestClient[Litestar]) -> None:

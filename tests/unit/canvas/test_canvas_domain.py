@@ -169,7 +169,7 @@ def reference(state: dict[str, Any], command: CanvasCommand) -> None:
 @given(st.lists(commands, max_size=30))
 def test_folding_the_events_of_any_sequence_matches_the_reference_model(sequence: list[CanvasCommand]) -> None:
     state = EMPTY
-    expected: dict[str, Any] = {"positions": {}, "groups": {}, "collapsed": set(), "grouping": "none", "viewport": None}
+    expected: dict[str, Any] = {"positions": {}, "groups": {}, "collapsed": set(), "grouping": None, "viewport": None}
     for command in sequence:
         try:
             events = decide(state, command, AT)
