@@ -166,9 +166,9 @@ async def outline(db: asyncpg.Pool, tenant: str, project: str, graph_version: in
     # on Spellbook's 19,000 nodes).
     rows = await db.fetch(
         "SELECT g.unique_id, g.node_uuid, g.resource_type, g.name, r.package_name, r.original_file_path AS path, "
-        "r.materialized, r.tags::text AS tags, r.access, r.\"group\" AS grp, r.version, "
+        'r.materialized, r.tags::text AS tags, r.access, r."group" AS grp, r.version, '
         "r.depends_on_nodes::text AS parents FROM graph_nodes g, LATERAL json_to_record(g.node) AS r("
-        "package_name text, original_file_path text, materialized text, tags json, access text, \"group\" text, "
+        'package_name text, original_file_path text, materialized text, tags json, access text, "group" text, '
         "version text, depends_on_nodes json) "
         f"WHERE g.tenant_id = $1 AND g.project_id = $2 AND {_AT_VERSION} ORDER BY g.unique_id",
         tenant,

@@ -60,7 +60,7 @@ async def test_every_edit_is_an_event_and_a_reload_restores_the_canvas_exactly(
     assert empty.json()["grouping"] is None  # nobody chose one yet: the UI decides by the graph's size
     assert empty.headers["etag"] == '"0"'
 
-    edits = [
+    edits: list[dict[str, Any]] = [
         {
             "type": "move_nodes",
             "positions": [{"node_uuid": str(A), "x": 10.5, "y": -20}, {"node_uuid": str(B), "x": 0, "y": 0}],
@@ -72,10 +72,9 @@ async def test_every_edit_is_an_event_and_a_reload_restores_the_canvas_exactly(
         {"type": "rename_group", "group_id": "g1", "name": "Finance"},
         {"type": "move_nodes", "positions": [{"node_uuid": str(A), "x": 99, "y": 98}]},
     ]
-    for edit in edits:
-        answer = await command(client, edit, headers=VIEWER_H)
-        assert answer.status_code == 200, answer.text
-    view = answer.json()
+    answers = [await command(client, edit, headers=VIEWER_H) for edit in edits]
+    assert [a.status_code for a in answers] == [200] * len(edits), answers[-1].text
+    view = answers[-1].json()
     assert view["version"] == len(edits)
     assert view["positions"] == {str(A): [99.0, 98.0], str(B): [0.0, 0.0]}
     assert view["groups"] == [{"group_id": "g1", "name": "Finance", "members": [str(A), str(B)]}]
