@@ -116,6 +116,9 @@ async def test_by_key_ingestion_diff_and_download(client: AsyncTestClient[Litest
     assert [c["unique_id"] for c in diff["changed"] if c["modified"]] == ["model.jaffle_shop.stg_orders"]
     assert diff["added"] == []
     assert diff["removed"] == []
+    backwards = await client.get(f"{SHOP}/graph/diff", params={"from": 2, "to": 1}, headers=VIEWER_H)
+    assert backwards.status_code == 422
+    assert "must not be after" in backwards.json()["detail"]
 
     ingestions = (await client.get(f"{SHOP}/ingestions", headers=VIEWER_H)).json()["items"]
     assert [i["graph_version"] for i in ingestions] == [2, 1]

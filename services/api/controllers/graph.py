@@ -387,6 +387,11 @@ class GraphController(Controller):
         model = _reader(runtime, principal, tenant_id, project_id)
         await model.catch_up()
         to_row = await model.resolve_version(tenant_id, project_id, to_version)
+        if from_version > to_row.graph_version:
+            raise ContractViolationError(
+                f"a diff goes forward: from (v{from_version}) must not be after to (v{to_row.graph_version})",
+                field="from",
+            )
         if from_version > 0:
             await model.resolve_version(tenant_id, project_id, from_version)
         changes = await queries.diff(model.db, tenant_id, project_id, from_version, to_row.graph_version)
