@@ -21,6 +21,7 @@ from nats.aio.client import Client as NatsClient  # a runtime import: litestar r
 import contracts.events  # noqa: F401 - registers every context's event types for decoding
 from contracts.api.graph import IngestionOutcome
 from services.ingestion.service import ArtifactKind, Ingestion
+from services.shared.bus.inprocess import sleep_or_stop
 from services.shared.commands import CommandContext
 from services.shared.errors import InfrastructureError
 from services.shared.eventstore.postgres import PostgresEventStore
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 Worker = Callable[[asyncio.Event], Awaitable[None]]
 """A long-running follower: runs until the event is set."""
+RESTART_FIRST_S = 1.0
+RESTART_MAX_S = 30.0
 
 
 @dataclass
@@ -79,7 +82,7 @@ class Runtime:
             in_process = settings.runner_in_process
             if in_process or (in_process is None and settings.embedded and settings.nats_url is None):
                 await runtime.ensure_local_runner()
-            else:
+            elif settings.nats_url is not None:
                 runtime.extra_probes["nats"] = runtime._nats_probe
                 runtime.start_worker("nats-connect", runtime._connect_in_background)
         except BaseException:
@@ -182,14 +185,24 @@ class Runtime:
         return probes
 
     def start_worker(self, name: str, worker: Worker) -> None:
+        """Run ``worker`` until the runtime closes. A worker that fails is started again after a pause that grows
+        to ``RESTART_MAX_S`` (a transient failure, such as a read model slow to catch up under load, must not
+        leave the process serving without its projectors or its runner)."""
+
         async def supervised() -> None:
-            try:
-                await worker(self._stop)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("worker %s stopped with an error", name)
-                raise
+            pause = RESTART_FIRST_S
+            while not self._stop.is_set():
+                try:
+                    await worker(self._stop)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("worker %s stopped with an error; starting it again in %.1f s", name, pause)
+                    if await sleep_or_stop(self._stop, pause):
+                        return
+                    pause = min(pause * 2, RESTART_MAX_S)
+                else:
+                    return
 
         self._tasks.append(asyncio.create_task(supervised(), name=name))
 

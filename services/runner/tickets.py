@@ -37,6 +37,7 @@ from contracts.registry import REGISTRY
 from contracts.wire import decode_wire
 from services.shared.bus.inprocess import Backoff, sleep_or_stop
 from services.shared.bus.nats import NATS_UNAVAILABLE
+from services.shared.errors import InfrastructureError
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,11 @@ class PollingTickets:
                 "ORDER BY r.updated_at LIMIT 100"
             )
         except asyncpg.UndefinedTableError:  # a fresh database: the projector has not created its table yet
+            return []
+        except InfrastructureError as exc:
+            # The runs read model could not catch up in time (a large ingestion projecting on a loaded machine):
+            # nothing is lost, the next poll looks again.
+            log.warning("no runnable runs this time: %s", exc.message)
             return []
         return [(row["tenant_id"], row["run_id"]) for row in rows]
 
