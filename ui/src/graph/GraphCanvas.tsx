@@ -1,0 +1,255 @@
+// The graph drawn with React Flow: items laid out by the layout service (cached, in a worker, cancelable),
+// nodes placed by hand kept where they were put, collapsed groups as single boxes. Reports what the user does
+// (select, choose several, move, pan/zoom, expand a group); it never changes the graph.
+import {
+  Background,
+  Controls,
+  MiniMap,
+  ReactFlow,
+  ReactFlowProvider,
+  useNodesState,
+  useReactFlow,
+  type Edge,
+  type Node,
+  type OnNodeDrag,
+  type Viewport,
+} from '@xyflow/react'
+import '@xyflow/react/dist/style.css'
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react'
+import { bus } from '@/lib/bus'
+import { seconds } from '@/lib/format'
+import { cancelLayout, layout, LayoutCanceled, type LayoutResult } from './layout'
+import type { VisibleGraph } from './model'
+import { GROUP_HEIGHT, GROUP_WIDTH, NODE_HEIGHT, NODE_TYPES, NODE_WIDTH, type DbtNodeData, type GroupNodeData } from './nodes'
+
+export type Move = { node_uuid: string; x: number; y: number }
+export type PlanMarks = ReadonlyMap<string, 'RUN' | 'SKIP' | 'PARTIAL'>
+
+type Props = {
+  tenant: string
+  project: string
+  graphVersion: number
+  graph: VisibleGraph
+  statuses: Readonly<Record<string, string>>
+  plan?: PlanMarks
+  manual?: Readonly<Record<string, readonly [number, number]>>
+  viewport?: Viewport | null
+  selected?: string | null
+  onSelect?: (id: string | null) => void
+  onChoose?: (ids: string[]) => void
+  onMove?: (moves: Move[]) => void
+  onViewport?: (viewport: Viewport) => void
+  onExpand?: (groupKey: string) => void
+}
+
+type LayoutState =
+  | { phase: 'idle' }
+  | { phase: 'working'; nodes: number; since: number }
+  | { phase: 'ready'; result: LayoutResult }
+  | { phase: 'canceled' | 'failed'; message: string }
+
+/** Above this many drawn items the minimap and node focus rings are left out: they cost more than they help. */
+const LARGE = 2000
+
+declare global {
+  interface Window {
+    /** What the end-to-end tests and the benchmark read: when the graph was last drawn, and how. */
+    __lockgateGraph?: { items: number; edges: number; layoutMs: number; source: string; paintedAt: number }
+  }
+}
+
+function Canvas(props: Props) {
+  const { graph, statuses, plan, manual, onExpand } = props
+  const [state, setState] = useState<LayoutState>({ phase: 'idle' })
+  const [nodes, setNodes, onNodesChange] = useNodesState<Node>([])
+  const flow = useReactFlow()
+  const fitted = useRef<VisibleGraph | null>(null)
+  const first = useRef(true)
+  const handlers = useRef(props)
+  handlers.current = props
+  const [retry, setRetry] = useState(0)
+
+  const boxes = useMemo(
+    () =>
+      graph.items.map((item) =>
+        item.kind === 'node'
+          ? { id: item.id, width: NODE_WIDTH, height: NODE_HEIGHT }
+          : { id: item.id, width: GROUP_WIDTH, height: GROUP_HEIGHT },
+      ),
+    [graph],
+  )
+  const links = useMemo(() => graph.edges.map((e) => ({ source: e.source, target: e.target })), [graph])
+
+  useEffect(() => {
+    let live = true
+    setState({ phase: 'working', nodes: boxes.length, since: performance.now() })
+    performance.mark('lg:layout-start')
+    layout({ tenant: props.tenant, project: props.project, graphVersion: props.graphVersion, boxes, links })
+      .then((result) => live && setState({ phase: 'ready', result }))
+      .catch((error: unknown) => {
+        if (!live) return
+        setState(
+          error instanceof LayoutCanceled
+            ? { phase: 'canceled', message: 'Layout canceled.' }
+            : { phase: 'failed', message: `The layout failed: ${String(error)}` },
+        )
+      })
+    return () => {
+      live = false
+    }
+  }, [props.tenant, props.project, props.graphVersion, boxes, links, retry])
+
+  // Build the React Flow nodes once positions are known; hand-placed nodes keep their place.
+  useEffect(() => {
+    if (state.phase !== 'ready') return
+    const positions = state.result.positions
+    const next: Node[] = graph.items.map((item) => {
+      const [lx, ly] = positions.get(item.id) ?? [0, 0]
+      if (item.kind === 'node') {
+        const placed = manual?.[item.node.node_uuid]
+        const data: DbtNodeData = {
+          node: item.node,
+          status: statuses[item.id] ?? null,
+          plan: plan?.get(item.id) ?? null,
+          group: item.group,
+        }
+        return { id: item.id, type: 'dbt', position: { x: placed?.[0] ?? lx, y: placed?.[1] ?? ly }, data }
+      }
+      const data: GroupNodeData = { label: item.label, count: item.members.length, groupKey: item.id, onExpand: (k) => onExpand?.(k) }
+      return { id: item.id, type: 'cluster', position: { x: lx, y: ly }, data, draggable: false }
+    })
+    setNodes(next)
+  }, [state, graph, statuses, plan, manual, onExpand, setNodes])
+
+  const edges: Edge[] = useMemo(
+    () =>
+      graph.edges.map((e) => ({
+        id: e.id,
+        source: e.source,
+        target: e.target,
+        ...(e.count > 1 ? { label: String(e.count), className: 'bundle' } : {}),
+      })),
+    [graph],
+  )
+
+  // A new drawing (another filter, focus or collapse): the whole of it in view; the very first drawing opens
+  // where the user left the canvas (its saved viewport), if they saved one.
+  useEffect(() => {
+    if (state.phase !== 'ready' || nodes.length === 0 || fitted.current === graph) return
+    fitted.current = graph
+    const saved = first.current ? props.viewport : null
+    first.current = false
+    if (saved) void flow.setViewport(saved)
+    else void flow.fitView({ padding: 0.05, maxZoom: 1.2 })
+    requestAnimationFrame(() =>
+      requestAnimationFrame(() => {
+        performance.mark('lg:graph-painted')
+        window.__lockgateGraph = {
+          items: nodes.length,
+          edges: edges.length,
+          layoutMs: state.result.ms,
+          source: state.result.source,
+          paintedAt: performance.now(),
+        }
+      }),
+    )
+  }, [state, nodes, edges, flow, graph, props.viewport])
+
+  useEffect(() => {
+    const focus = ({ uniqueId }: { uniqueId: string }) => {
+      const node = flow.getNode(uniqueId)
+      if (!node) return
+      void flow.setCenter(node.position.x + NODE_WIDTH / 2, node.position.y + NODE_HEIGHT / 2, { zoom: 1.1, duration: 300 })
+      handlers.current.onSelect?.(uniqueId)
+    }
+    const fit = () => void flow.fitView({ padding: 0.05, duration: 300 })
+    bus.on('graph:focus', focus)
+    bus.on('graph:fit', fit)
+    return () => {
+      bus.off('graph:focus', focus)
+      bus.off('graph:fit', fit)
+    }
+  }, [flow])
+
+  const onDragStop: OnNodeDrag = useCallback(
+    (_event, _node, dragged) => {
+      const moves = dragged
+        .filter((n) => n.type === 'dbt')
+        .map((n) => ({ node_uuid: (n.data as DbtNodeData).node.node_uuid, x: Math.round(n.position.x), y: Math.round(n.position.y) }))
+      if (moves.length > 0) handlers.current.onMove?.(moves)
+    },
+    [],
+  )
+
+  const large = graph.items.length > LARGE
+  return (
+    <div className={`graph-canvas${large ? ' large' : ''}`} data-testid="graph-canvas" data-phase={state.phase}>
+      <ReactFlow
+        nodes={nodes}
+        edges={edges}
+        nodeTypes={NODE_TYPES}
+        onNodesChange={onNodesChange}
+        onNodeClick={(_e, node) => props.onSelect?.(node.id)}
+        onPaneClick={() => props.onSelect?.(null)}
+        onSelectionChange={({ nodes: chosen }) => props.onChoose?.(chosen.filter((n) => n.type === 'dbt').map((n) => n.id))}
+        onNodeDragStop={onDragStop}
+        // only the user's own panning and zooming is worth keeping, not the view fitting itself to a new drawing
+        onMoveEnd={(event, viewport) => event && props.onViewport?.(viewport)}
+        nodesConnectable={false}
+        nodesFocusable={!large}
+        edgesFocusable={false}
+        deleteKeyCode={null}
+        selectionKeyCode="Shift"
+        multiSelectionKeyCode={['Meta', 'Control']}
+        onlyRenderVisibleElements
+        minZoom={0.02}
+        maxZoom={2}
+        proOptions={{ hideAttribution: true }}
+      >
+        <Background gap={24} />
+        <Controls showInteractive={false} />
+        {!large && <MiniMap pannable zoomable nodeStrokeWidth={2} />}
+      </ReactFlow>
+      {state.phase === 'working' && <Working key={state.since} nodes={state.nodes} since={state.since} />}
+      {(state.phase === 'canceled' || state.phase === 'failed') && (
+        <div className="overlay" role="status">
+          <p>{state.message}</p>
+          <p className="muted">Collapse groups or filter the graph to draw fewer nodes, or try again.</p>
+          <button type="button" onClick={() => setRetry((n) => n + 1)}>
+            Lay out again
+          </button>
+        </div>
+      )}
+    </div>
+  )
+}
+
+function Working({ nodes, since }: { nodes: number; since: number }) {
+  const [now, setNow] = useState(performance.now())
+  useEffect(() => {
+    const timer = setInterval(() => setNow(performance.now()), 250)
+    return () => clearInterval(timer)
+  }, [])
+  const elapsed = Math.max(0, now - since) / 1000
+  // measured on this kind of machine: ELK takes about 5 ms per node (ADR 0014); an estimate, said as one
+  const expected = Math.max(1, (nodes * 5) / 1000)
+  return (
+    <div className="overlay" role="status" data-testid="layout-progress">
+      <p>
+        Laying out {nodes.toLocaleString()} nodes… {seconds(elapsed)}
+      </p>
+      <progress max={1} value={Math.min(elapsed / expected, 0.95)} />
+      <button type="button" onClick={cancelLayout}>
+        Cancel
+      </button>
+    </div>
+  )
+}
+
+export function GraphCanvas(props: Props) {
+  return (
+    <ReactFlowProvider>
+      <Canvas {...props} />
+    </ReactFlowProvider>
+  )
+}
