@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -92,3 +93,11 @@ def s3_endpoint() -> Iterator[str]:
     their own bucket names (moto keeps everything in memory and forgets it when the session ends)."""
     with moto_s3() as endpoint:
         yield endpoint
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The browser tests run last. Playwright's sync API (pytest-playwright) keeps an event loop running on the
+    main thread from its first test to the end of the session, and every asyncio test collected after it would
+    fail with "This event loop is already running"."""
+    e2e = Path(__file__).parent / "e2e"
+    items.sort(key=lambda item: item.path.is_relative_to(e2e))

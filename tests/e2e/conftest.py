@@ -8,45 +8,23 @@ Screenshots of every view land in ``test-results/e2e/`` (look at them).
 
 from __future__ import annotations
 
-import asyncio
-import os
 import shutil
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from services.api.webui import UI_DIST
 from services.demo.build import DEMO_PROJECT, DemoArtifacts, generate_artifacts
-from tests.conftest import _admin, database_url
-from tests.services import RUN_ID, free_port, missing_service, port_open
+from tests.webui import CHROMIUM_ARGS, Server, chromium, lockgate_server
 
-CHROMIUM = os.environ.get("LOCKGATE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 SHOTS = Path(__file__).resolve().parents[2] / "test-results" / "e2e"
-SERVER_START_S = 120.0
 
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    if not Path(CHROMIUM).exists():
-        missing_service("Chromium", "apt-get install chromium (bash .ci/run does it)")
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS, "headless": True}
+    return {**browser_type_launch_args, "executable_path": chromium(), "args": CHROMIUM_ARGS, "headless": True}
 
 
 @pytest.fixture(scope="session")
@@ -72,66 +50,10 @@ def demo_manifest(artifacts: DemoArtifacts) -> Path:
     return artifacts.manifest
 
 
-def in_thread(work: Coroutine[Any, Any, None]) -> None:
-    """Run a coroutine to completion on its own thread: Playwright's sync API keeps an event loop running on
-    this one, where ``asyncio.run`` is refused."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, work).result()
-
-
-class Server:
-    def __init__(self, url: str, home: Path, process: subprocess.Popen[bytes], log: Path) -> None:
-        self.url = url
-        self.home = home
-        self.process = process
-        self.log = log
-
-    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return httpx.request(method, f"{self.url}{path}", timeout=60, **kwargs)
-
-
 @pytest.fixture(scope="session")
 def server(ui_dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``lockgate serve`` on a free port, with a private database and its own home; stopped and dropped after."""
-    if not port_open("127.0.0.1", 5432):
-        missing_service("PostgreSQL", "bash .ci/run")
-    name = f"lgtest_{RUN_ID}_e2e_{uuid.uuid4().hex[:6]}"
-    in_thread(_admin(f'CREATE DATABASE "{name}"'))
-    home = tmp_path_factory.mktemp("lockgate-home")
-    port = free_port()
-    log = home / "serve.log"
-    env = {
-        **os.environ,
-        "LOCKGATE_HOME": str(home),
-        "LOCKGATE_DATABASE_URL": database_url(name),
-        "LOCKGATE_RUNNER_IN_PROCESS": "true",
-        "LOCKGATE_PORT": str(port),
-        "LOCKGATE_LOG_LEVEL": "warning",
-    }
-    env.pop("LOCKGATE_NATS_URL", None)
-    with log.open("wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "services.cli", "serve"], env=env, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + SERVER_START_S
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"lockgate serve did not start:\n{log.read_text()[-4000:]}")
-        time.sleep(0.25)
-    try:
-        yield Server(url, home, process, log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        in_thread(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with lockgate_server(tmp_path_factory.mktemp("lockgate-home")) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from services.demo.build import DemoArtifacts
-from tests.e2e.conftest import Server, demo_manifest
+from tests.e2e.conftest import demo_manifest
+from tests.webui import Server
 
 pytestmark = pytest.mark.timeout(600)
 VIEWS = [

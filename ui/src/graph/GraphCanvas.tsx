@@ -48,6 +48,12 @@ type LayoutState =
   | { phase: 'ready'; result: LayoutResult }
   | { phase: 'canceled' | 'failed'; message: string }
 
+// Sizes given up front: React Flow shows a node only once it knows its size, and a node object replaced by a
+// redraw would otherwise wait for a resize observation that never comes when its box did not change size (it
+// stayed invisible). It also spares measuring thousands of nodes on a first paint.
+const NODE_SIZE = { width: NODE_WIDTH, height: NODE_HEIGHT }
+const GROUP_SIZE = { width: GROUP_WIDTH, height: GROUP_HEIGHT }
+
 /** Above this many drawn items the minimap and node focus rings are left out: they cost more than they help. */
 const LARGE = 2000
 
@@ -63,7 +69,7 @@ function Canvas(props: Props) {
   const [state, setState] = useState<LayoutState>({ phase: 'idle' })
   const [nodes, setNodes, onNodesChange] = useNodesState<Node>([])
   const flow = useReactFlow()
-  const fitted = useRef<VisibleGraph | null>(null)
+  const fitted = useRef<string | null>(null)
   const first = useRef(true)
   const handlers = useRef(props)
   handlers.current = props
@@ -79,6 +85,7 @@ function Canvas(props: Props) {
     [graph],
   )
   const links = useMemo(() => graph.edges.map((e) => ({ source: e.source, target: e.target })), [graph])
+  const drawing = useMemo(() => graph.items.map((i) => i.id).join('\n'), [graph])
 
   useEffect(() => {
     let live = true
@@ -113,10 +120,10 @@ function Canvas(props: Props) {
           plan: plan?.get(item.id) ?? null,
           group: item.group,
         }
-        return { id: item.id, type: 'dbt', position: { x: placed?.[0] ?? lx, y: placed?.[1] ?? ly }, data }
+        return { id: item.id, type: 'dbt', position: { x: placed?.[0] ?? lx, y: placed?.[1] ?? ly }, data, ...NODE_SIZE }
       }
       const data: GroupNodeData = { label: item.label, count: item.members.length, groupKey: item.id, onExpand: (k) => onExpand?.(k) }
-      return { id: item.id, type: 'cluster', position: { x: lx, y: ly }, data, draggable: false }
+      return { id: item.id, type: 'cluster', position: { x: lx, y: ly }, data, draggable: false, ...GROUP_SIZE }
     })
     setNodes(next)
   }, [state, graph, statuses, plan, manual, onExpand, setNodes])
@@ -132,11 +139,11 @@ function Canvas(props: Props) {
     [graph],
   )
 
-  // A new drawing (another filter, focus or collapse): the whole of it in view; the very first drawing opens
+  // A new drawing (other items: a filter, a focus, a collapse): the whole of it in view; the very first drawing opens
   // where the user left the canvas (its saved viewport), if they saved one.
   useEffect(() => {
-    if (state.phase !== 'ready' || nodes.length === 0 || fitted.current === graph) return
-    fitted.current = graph
+    if (state.phase !== 'ready' || nodes.length === 0 || fitted.current === drawing) return
+    fitted.current = drawing
     const saved = first.current ? props.viewport : null
     first.current = false
     if (saved) void flow.setViewport(saved)
@@ -153,7 +160,7 @@ function Canvas(props: Props) {
         }
       }),
     )
-  }, [state, nodes, edges, flow, graph, props.viewport])
+  }, [state, nodes, edges, flow, drawing, props.viewport])
 
   useEffect(() => {
     const focus = ({ uniqueId }: { uniqueId: string }) => {

@@ -76,7 +76,11 @@ export default function GraphWorkspace() {
     return null
   }, [outline.data, focus, up, down, selector, selection.data])
 
-  const userGroups: UserGroup[] = useMemo(() => canvas.data?.groups ?? [], [canvas.data])
+  // The canvas object is replaced after every edit (a viewport change too): the drawing depends only on its groups
+  // and collapsed groups, so those are compared by content, and an unrelated edit redraws nothing.
+  const groupsText = JSON.stringify(canvas.data?.groups ?? [])
+  const userGroups: UserGroup[] = useMemo(() => JSON.parse(groupsText) as UserGroup[], [groupsText])
+  const collapsedText = JSON.stringify(canvas.data?.collapsed ?? [])
   const visibleCount = useMemo(
     () => (nodes ? nodes.filter((n) => !hiddenTypes.has(n.resource_type) && (only === null || only.has(n.unique_id))).length : 0),
     [nodes, hiddenTypes, only],
@@ -95,8 +99,8 @@ export default function GraphWorkspace() {
     [defaulted, nodes, hiddenTypes],
   )
   const collapsed = useMemo(
-    () => new Set(defaulted ? folderKeys : (canvas.data?.collapsed ?? [])),
-    [defaulted, folderKeys, canvas.data],
+    () => new Set(defaulted ? folderKeys : (JSON.parse(collapsedText) as string[])),
+    [defaulted, folderKeys, collapsedText],
   )
   const edit = useCallback(
     async (command: CanvasCommand) => {
@@ -132,7 +136,7 @@ export default function GraphWorkspace() {
   const onViewport = useCallback(
     (v: Viewport) => {
       if (!canEdit) return
-      const viewport = { x: Math.round(v.x * 10) / 10, y: Math.round(v.y * 10) / 10, zoom: Math.round(v.zoom * 1000) / 1000 }
+      const viewport = { x: v.x, y: v.y, zoom: v.zoom } // exactly as left: a reload restores it to the pixel
       const text = JSON.stringify(viewport)
       if (text === lastViewport.current) return
       if (viewportTimer.current) clearTimeout(viewportTimer.current)
