@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright._impl._sync_base import EventContextManager  # the type page.expect_response returns
+from playwright.sync_api import Page, Response, expect
 
 from services.demo.build import DemoArtifacts
 from tests.e2e.conftest import demo_manifest
@@ -31,7 +32,7 @@ def drawn(page: Page) -> None:
     page.wait_for_function("() => window.__lockgateGraph !== undefined", timeout=60_000)
 
 
-def command(page: Page) -> object:
+def command(page: Page) -> EventContextManager[Response]:
     return page.expect_response(lambda r: "/canvas/commands" in r.url and r.request.method == "POST")
 
 
@@ -47,7 +48,7 @@ def test_canvas_edits_are_events_and_a_reload_restores_them(page: Page, server: 
 
     with command(page) as grouped:
         page.get_by_test_id("graph-grouping").select_option("folder")
-    assert grouped.value.status == 200  # type: ignore[attr-defined]
+    assert grouped.value.status == 200
     staging = page.get_by_test_id("group-folder:models/staging").get_by_role("checkbox")
     with command(page):
         staging.click()
