@@ -9,18 +9,20 @@ import {
   ReactFlowProvider,
   useNodesState,
   useReactFlow,
+  useStoreApi,
   type Edge,
   type Node,
   type OnNodeDrag,
   type Viewport,
 } from '@xyflow/react'
 import '@xyflow/react/dist/style.css'
-import { useCallback, useEffect, useMemo, useRef, useState } from 'react'
+import { memo, useCallback, useEffect, useMemo, useRef, useState } from 'react'
 import { bus } from '@/lib/bus'
 import { seconds } from '@/lib/format'
 import { cancelLayout, layout, LayoutCanceled, type LayoutResult } from './layout'
 import type { VisibleGraph } from './model'
-import { GROUP_HEIGHT, GROUP_WIDTH, NODE_HEIGHT, NODE_TYPES, NODE_WIDTH, type DbtNodeData, type GroupNodeData } from './nodes'
+import { GROUP_HEIGHT, GROUP_WIDTH, NODE_HEIGHT, NODE_TYPES, NODE_WIDTH, statusClass, type DbtNodeData, type GroupNodeData } from './nodes'
+import { bounds, boxAt, drawOverview, KIND_COLOURS, STATUS_COLOURS, type Box, type Transform } from './overview'
 
 export type Move = { node_uuid: string; x: number; y: number }
 export type PlanMarks = ReadonlyMap<string, 'RUN' | 'SKIP' | 'PARTIAL'>
@@ -34,7 +36,6 @@ type Props = {
   plan?: PlanMarks
   manual?: Readonly<Record<string, readonly [number, number]>>
   viewport?: Viewport | null
-  selected?: string | null
   onSelect?: (id: string | null) => void
   onChoose?: (ids: string[]) => void
   onMove?: (moves: Move[]) => void
@@ -54,8 +55,14 @@ type LayoutState =
 const NODE_SIZE = { width: NODE_WIDTH, height: NODE_HEIGHT }
 const GROUP_SIZE = { width: GROUP_WIDTH, height: GROUP_HEIGHT }
 
-/** Above this many drawn items the minimap and node focus rings are left out: they cost more than they help. */
+/** Above this many drawn items the minimap and node focus rings are left out (they cost more than they help), and
+ * far out the drawing is an overview painted on a canvas (see overview.ts) instead of thousands of DOM nodes. */
 const LARGE = 2000
+/** Zoom at which a large drawing switches from the overview to React Flow's nodes (and back, a little lower). */
+const DETAIL_ZOOM = 0.35
+const OVERVIEW_ZOOM = 0.3
+const NO_NODES: Node[] = []
+const NO_EDGES: Edge[] = []
 
 declare global {
   interface Window {
@@ -74,6 +81,13 @@ function Canvas(props: Props) {
   const handlers = useRef(props)
   handlers.current = props
   const [retry, setRetry] = useState(0)
+  const large = graph.items.length > LARGE
+  const [detailed, setDetailed] = useState(!large)
+  const detailedRef = useRef(!large)
+  const store = useStoreApi()
+  const overview = useRef<HTMLCanvasElement | null>(null)
+  const overviewBoxes = useRef<Box[]>([])
+  const selectedRef = useRef<string | null>(null)
 
   const boxes = useMemo(
     () =>
@@ -86,13 +100,17 @@ function Canvas(props: Props) {
   )
   const links = useMemo(() => graph.edges.map((e) => ({ source: e.source, target: e.target })), [graph])
   const drawing = useMemo(() => graph.items.map((i) => i.id).join('\n'), [graph])
+  const lines = useMemo(() => graph.edges.map((e) => ({ from: e.source, to: e.target })), [graph])
 
   useEffect(() => {
     let live = true
     setState({ phase: 'working', nodes: boxes.length, since: performance.now() })
     performance.mark('lg:layout-start')
     layout({ tenant: props.tenant, project: props.project, graphVersion: props.graphVersion, boxes, links })
-      .then((result) => live && setState({ phase: 'ready', result }))
+      .then((result) => {
+        performance.mark('lg:layout-done')
+        if (live) setState({ phase: 'ready', result })
+      })
       .catch((error: unknown) => {
         if (!live) return
         setState(
@@ -125,6 +143,16 @@ function Canvas(props: Props) {
       const data: GroupNodeData = { label: item.label, count: item.members.length, groupKey: item.id, onExpand: (k) => onExpand?.(k) }
       return { id: item.id, type: 'cluster', position: { x: lx, y: ly }, data, draggable: false, ...GROUP_SIZE }
     })
+    performance.mark('lg:nodes-built')
+    overviewBoxes.current = next.map((n) => ({
+      id: n.id,
+      x: n.position.x,
+      y: n.position.y,
+      width: n.width ?? NODE_WIDTH,
+      height: n.height ?? NODE_HEIGHT,
+      colour: n.type === 'dbt' ? (KIND_COLOURS[(n.data as DbtNodeData).node.resource_type] ?? '#6e7781') : KIND_COLOURS.group!,
+      dot: n.type === 'dbt' ? (STATUS_COLOURS[statusClass((n.data as DbtNodeData).status)] ?? null) : null,
+    }))
     setNodes(next)
   }, [state, graph, statuses, plan, manual, onExpand, setNodes])
 
@@ -147,7 +175,9 @@ function Canvas(props: Props) {
     const saved = first.current ? props.viewport : null
     first.current = false
     if (saved) void flow.setViewport(saved)
-    else void flow.fitView({ padding: 0.05, maxZoom: 1.2 })
+    else void flow.fitBounds(bounds(overviewBoxes.current), { padding: 0.05 }).then(() => {
+      if (flow.getZoom() > 1.2) void flow.zoomTo(1.2)
+    })
     requestAnimationFrame(() =>
       requestAnimationFrame(() => {
         performance.mark('lg:graph-painted')
@@ -164,12 +194,13 @@ function Canvas(props: Props) {
 
   useEffect(() => {
     const focus = ({ uniqueId }: { uniqueId: string }) => {
-      const node = flow.getNode(uniqueId)
-      if (!node) return
-      void flow.setCenter(node.position.x + NODE_WIDTH / 2, node.position.y + NODE_HEIGHT / 2, { zoom: 1.1, duration: 300 })
+      const box = overviewBoxes.current.find((b) => b.id === uniqueId)
+      if (!box) return
+      void flow.setCenter(box.x + box.width / 2, box.y + box.height / 2, { zoom: 1.1, duration: 300 })
+      selectedRef.current = uniqueId
       handlers.current.onSelect?.(uniqueId)
     }
-    const fit = () => void flow.fitView({ padding: 0.05, duration: 300 })
+    const fit = () => void flow.fitBounds(bounds(overviewBoxes.current), { padding: 0.05, duration: 300 })
     bus.on('graph:focus', focus)
     bus.on('graph:fit', fit)
     return () => {
@@ -177,6 +208,62 @@ function Canvas(props: Props) {
       bus.off('graph:fit', fit)
     }
   }, [flow])
+
+  // The overview follows the viewport by itself (no React render per frame), and says when to switch to details.
+  useEffect(() => {
+    if (!large || state.phase !== 'ready') return
+    let frame = 0
+    const paint = () => {
+      frame = 0
+      const canvas = overview.current
+      const context = canvas?.getContext('2d')
+      if (!canvas || !context || detailedRef.current) return
+      const ratio = window.devicePixelRatio || 1
+      const { clientWidth: width, clientHeight: height } = canvas
+      if (canvas.width !== width * ratio || canvas.height !== height * ratio) {
+        canvas.width = width * ratio
+        canvas.height = height * ratio
+      }
+      const transform: Transform = store.getState().transform
+      drawOverview(context, { width, height, ratio }, transform, overviewBoxes.current, lines, selectedRef.current)
+    }
+    const follow = () => {
+      if (fitted.current !== drawing) return // not placed yet: the zoom of an unfitted view says nothing
+      const zoom = store.getState().transform[2]
+      const want = detailedRef.current ? zoom >= OVERVIEW_ZOOM : zoom >= DETAIL_ZOOM
+      if (want !== detailedRef.current) {
+        detailedRef.current = want
+        setDetailed(want)
+      }
+      if (!want && frame === 0) frame = requestAnimationFrame(paint)
+    }
+    follow()
+    const stop = store.subscribe(follow)
+    return () => {
+      stop()
+      if (frame) cancelAnimationFrame(frame)
+    }
+  }, [large, state, lines, store, detailed, drawing, nodes])
+
+  const onPaneClick = useCallback(
+    (event: React.MouseEvent) => {
+      if (detailedRef.current) {
+        handlers.current.onSelect?.(null)
+        return
+      }
+      const at = flow.screenToFlowPosition({ x: event.clientX, y: event.clientY })
+      const box = boxAt(overviewBoxes.current, at.x, at.y)
+      if (box && !box.id.includes(':')) {
+        selectedRef.current = box.id
+        handlers.current.onSelect?.(box.id)
+      } else if (box) {
+        void flow.setCenter(box.x + box.width / 2, box.y + box.height / 2, { zoom: DETAIL_ZOOM + 0.1, duration: 300 })
+      } else {
+        handlers.current.onSelect?.(null)
+      }
+    },
+    [flow],
+  )
 
   const onDragStop: OnNodeDrag = useCallback(
     (_event, _node, dragged) => {
@@ -188,16 +275,20 @@ function Canvas(props: Props) {
     [],
   )
 
-  const large = graph.items.length > LARGE
   return (
-    <div className={`graph-canvas${large ? ' large' : ''}`} data-testid="graph-canvas" data-phase={state.phase}>
+    <div
+      className={`graph-canvas${large ? ' large' : ''}`}
+      data-testid="graph-canvas"
+      data-phase={state.phase}
+      data-detail={detailed ? 'nodes' : 'overview'}
+    >
       <ReactFlow
-        nodes={nodes}
-        edges={edges}
+        nodes={detailed ? nodes : NO_NODES}
+        edges={detailed ? edges : NO_EDGES}
         nodeTypes={NODE_TYPES}
         onNodesChange={onNodesChange}
         onNodeClick={(_e, node) => props.onSelect?.(node.id)}
-        onPaneClick={() => props.onSelect?.(null)}
+        onPaneClick={onPaneClick}
         onSelectionChange={({ nodes: chosen }) => props.onChoose?.(chosen.filter((n) => n.type === 'dbt').map((n) => n.id))}
         onNodeDragStop={onDragStop}
         // only the user's own panning and zooming is worth keeping, not the view fitting itself to a new drawing
@@ -214,6 +305,7 @@ function Canvas(props: Props) {
         proOptions={{ hideAttribution: true }}
       >
         <Background gap={24} />
+        {large && <canvas ref={overview} className="overview" hidden={detailed} data-testid="graph-overview" />}
         <Controls showInteractive={false} />
         {!large && <MiniMap pannable zoomable nodeStrokeWidth={2} />}
       </ReactFlow>
@@ -253,10 +345,12 @@ function Working({ nodes, since }: { nodes: number; since: number }) {
   )
 }
 
-export function GraphCanvas(props: Props) {
+/** Memoised: a large drawing is costly to re-render, so a parent's unrelated change (a side panel opening, a
+ * toolbar typing) must not reach it. Its callbacks must be stable (useCallback, store actions). */
+export const GraphCanvas = memo(function GraphCanvas(props: Props) {
   return (
     <ReactFlowProvider>
       <Canvas {...props} />
     </ReactFlowProvider>
   )
-}
+})

@@ -10,20 +10,26 @@ export type Positions = [id: string, x: number, y: number][]
 
 export type ElkLike = { layout: (graph: ElkNode) => Promise<ElkNode> }
 
-/** Left to right in layers; node order and spacing tuned for dbt graphs (see ADR 0014 for the measurements). */
+/** Left to right in layers, tuned for speed on dbt-sized graphs (ADR 0014 has the measurements): layers by longest
+ * path from the sources, one cheap crossing-minimisation sweep, simple node placement, polyline routing (the canvas
+ * draws its own edges; only node positions are used). On 5,000 generated nodes this took 9 s where ELK's defaults
+ * took 63 s, with as many edge crossings and a drawing half as tall. */
 export const ELK_OPTIONS: LayoutOptions = {
   'elk.algorithm': 'layered',
   'elk.direction': 'RIGHT',
+  'elk.layered.layering.strategy': 'LONGEST_PATH_SOURCE',
+  'elk.layered.crossingMinimization.strategy': 'LAYER_SWEEP',
+  'elk.layered.thoroughness': '1',
+  'elk.layered.crossingMinimization.greedySwitch.type': 'OFF',
+  'elk.layered.nodePlacement.strategy': 'SIMPLE',
   'elk.edgeRouting': 'POLYLINE',
   'elk.layered.spacing.nodeNodeBetweenLayers': '80',
   'elk.spacing.nodeNode': '16',
   'elk.spacing.componentComponent': '40',
-  'elk.layered.layering.strategy': 'NETWORK_SIMPLEX',
-  'elk.layered.nodePlacement.strategy': 'BRANDES_KOEPF',
 }
 
 /** Bumped whenever the options or the engines change, so that layouts cached under the old ones are not reused. */
-export const LAYOUT_REVISION = 1
+export const LAYOUT_REVISION = 2
 
 export async function layoutElk(elk: ElkLike, boxes: Box[], links: Link[], options: LayoutOptions = ELK_OPTIONS): Promise<Positions> {
   const graph: ElkNode = {

@@ -98,6 +98,7 @@ export async function layout(request: LayoutRequest): Promise<LayoutResult> {
   const nodes = request.boxes.length
   const started = performance.now()
   const key = await layoutKey(request.graphVersion, request.boxes, request.links)
+  performance.mark('lg:layout-keyed')
   const known = memory.get(key)
   if (known) {
     bus.emit('layout:progress', { phase: 'done', nodes, ms: performance.now() - started })
@@ -105,6 +106,7 @@ export async function layout(request: LayoutRequest): Promise<LayoutResult> {
   }
   bus.emit('layout:progress', { phase: 'cache', nodes, ms: 0 })
   const cached = await fromServer(request, key).catch(() => null)
+  performance.mark('lg:layout-fetched')
   if (cached && cached.positions.size === nodes) {
     remember(key, cached)
     bus.emit('layout:progress', { phase: 'done', nodes, ms: performance.now() - started })

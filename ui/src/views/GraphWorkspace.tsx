@@ -130,6 +130,10 @@ export default function GraphWorkspace() {
   )
 
   const manual = canvas.data?.positions
+  // The drawing opens where the user left it; later viewport saves must not re-render the (memoised) canvas.
+  const opened = useRef<{ key: string; viewport: Viewport | null } | null>(null)
+  const openedKey = `${project}/${workspace}`
+  if (canvas.data && opened.current?.key !== openedKey) opened.current = { key: openedKey, viewport: canvas.data.viewport ?? null }
   const onMove = useCallback((moves: Move[]) => void edit({ type: 'move_nodes', positions: moves }), [edit])
   const lastViewport = useRef<string>('')
   const viewportTimer = useRef<ReturnType<typeof setTimeout> | null>(null)
@@ -311,8 +315,7 @@ export default function GraphWorkspace() {
             graph={graph}
             statuses={statusMap}
             manual={manual}
-            viewport={canvas.data?.viewport ?? null}
-            selected={selected}
+            viewport={opened.current?.viewport ?? null}
             onSelect={select}
             onChoose={choose}
             onMove={canEdit ? onMove : undefined}
