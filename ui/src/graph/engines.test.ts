@@ -1,6 +1,6 @@
 import ELK from 'elkjs/lib/elk.bundled.js'
 import { describe, expect, it } from 'vitest'
-import { layoutDagre, layoutElk, type Box, type Link } from './engines'
+import { layoutDagre, layoutElk, layoutLayered, type Box, type Link } from './engines'
 import { layoutKey } from './layout'
 
 // a dbt-like DAG: 3 sources -> 6 staging -> 4 marts -> 1 exposure, plus a long edge source -> mart
@@ -42,6 +42,18 @@ describe('layout engines', () => {
     const positions = layoutDagre(boxes, links)
     checkLeftToRight(positions, links)
     expect(Math.min(...positions.map(([, x]) => x))).toBeGreaterThanOrEqual(0)
+  })
+
+  it('puts nodes without links in a grid under the drawing of the rest, overlapping nothing', async () => {
+    const { boxes, links } = dag()
+    const lonely = Array.from({ length: 9 }, (_, i) => ({ id: `lone${i}`, width: 200, height: 40 }))
+    const positions = await layoutLayered(new ELK(), [...boxes, ...lonely], links)
+    const at = new Map(positions.map(([id, x, y]) => [id, { x, y }]))
+    expect(at.size).toBe(23)
+    const graphBottom = Math.max(...boxes.map((b) => at.get(b.id)!.y + 40))
+    for (const box of lonely) expect(at.get(box.id)!.y).toBeGreaterThan(graphBottom)
+    const cells = new Set(lonely.map((b) => `${at.get(b.id)!.x},${at.get(b.id)!.y}`))
+    expect(cells.size).toBe(9)
   })
 
   it('keys a layout by what is drawn: same inputs, same key; any change, another key', async () => {

@@ -1,13 +1,6 @@
-// Shared by the runs views' tests: a stand-in EventSource the test drives line by line, a fetch stub that answers
-// by route and records requests, and a render with everything the views expect around them.
-import { QueryClient, QueryClientProvider } from '@tanstack/react-query'
-import { render } from '@testing-library/react'
-import { KBarProvider } from 'kbar'
-import type { ReactElement } from 'react'
-import { MemoryRouter, Route, Routes, useLocation } from 'react-router'
-import { vi } from 'vitest'
+// Shared by the runs views' tests: a stand-in EventSource the test drives line by line, and their caller. Rendering
+// and the fetch stub are the ones every view test uses (test/views.tsx).
 import type { Me } from '@/api/client'
-import { MeContext } from '@/app/tenant'
 
 type Listener = (event: MessageEvent<string>) => void
 
@@ -79,32 +72,7 @@ export class FakeEventSource {
   }
 }
 
-export type FetchRoute = (request: Request, url: URL) => Response | Promise<Response> | undefined
-
-export function json(body: unknown, status = 200): Response {
-  return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } })
-}
-
-/** Stubs fetch with the first route that answers; unanswered requests are a 404 problem. Returns the log. */
-export function stubFetch(...routes: FetchRoute[]): { requests: Request[]; bodies: unknown[] } {
-  const log = { requests: [] as Request[], bodies: [] as unknown[] }
-  vi.stubGlobal(
-    'fetch',
-    vi.fn(async (input: Request) => {
-      const request = input
-      log.requests.push(request)
-      log.bodies.push(request.method === 'GET' ? undefined : await request.clone().json().catch(() => undefined))
-      const url = new URL(request.url)
-      for (const route of routes) {
-        const answer = await route(request, url)
-        if (answer) return answer
-      }
-      return json({ status: 404, detail: `no stub for ${request.method} ${url.pathname}` }, 404)
-    }),
-  )
-  return log
-}
-
+/** The caller of the runs suites: an admin who may approve, in tenant t1. */
 export const ME: Me = {
   subject: 'alice',
   display_name: 'Alice',
@@ -112,28 +80,4 @@ export const ME: Me = {
   roles: ['admin', 'approver'],
   can_write: true,
   can_approve: true,
-}
-
-/** Shows the router's current search string, so tests can read what the view wrote into the URL. */
-function LocationProbe() {
-  const location = useLocation()
-  return <output data-testid="location">{location.pathname + location.search}</output>
-}
-
-export function renderRoute(element: ReactElement, { path, url, me = ME }: { path: string; url: string; me?: Me }) {
-  const client = new QueryClient({ defaultOptions: { queries: { retry: false, refetchInterval: false, staleTime: Infinity } } })
-  return render(
-    <QueryClientProvider client={client}>
-      <KBarProvider>
-        <MeContext.Provider value={me}>
-          <MemoryRouter initialEntries={[url]}>
-            <Routes>
-              <Route path={path} element={element} />
-            </Routes>
-            <LocationProbe />
-          </MemoryRouter>
-        </MeContext.Provider>
-      </KBarProvider>
-    </QueryClientProvider>,
-  )
 }

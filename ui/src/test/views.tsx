@@ -4,7 +4,7 @@ import { QueryClient, QueryClientProvider } from '@tanstack/react-query'
 import { render } from '@testing-library/react'
 import { KBarProvider } from 'kbar'
 import type { ReactElement } from 'react'
-import { MemoryRouter, Route, Routes } from 'react-router'
+import { MemoryRouter, Route, Routes, useLocation } from 'react-router'
 import { vi } from 'vitest'
 import type { Me } from '@/api/client'
 import { MeContext } from '@/app/tenant'
@@ -18,11 +18,19 @@ export const ME: Me = {
   can_approve: true,
 }
 
+/** Shows the router's current path and search, so tests can read what a view wrote into the URL. */
+function LocationProbe() {
+  const location = useLocation()
+  return <output data-testid="location">{location.pathname + location.search}</output>
+}
+
 export function renderView(
   element: ReactElement,
   { url, route, me = ME }: { url: string; route: string; me?: Me },
 ) {
-  const client = new QueryClient({ defaultOptions: { queries: { retry: false }, mutations: { retry: false } } })
+  const client = new QueryClient({
+    defaultOptions: { queries: { retry: false, refetchInterval: false }, mutations: { retry: false } },
+  })
   return render(
     <QueryClientProvider client={client}>
       <MemoryRouter initialEntries={[url]}>
@@ -31,6 +39,7 @@ export function renderView(
             <Routes>
               <Route path={route} element={element} />
             </Routes>
+            <LocationProbe />
           </MeContext.Provider>
         </KBarProvider>
       </MemoryRouter>
@@ -38,26 +47,43 @@ export function renderView(
   )
 }
 
+export function json(body: unknown, status = 200): Response {
+  const type = status >= 400 ? 'application/problem+json' : 'application/json'
+  return new Response(JSON.stringify(body), { status, headers: { 'Content-Type': type } })
+}
+
+/** Answers a request, or passes (undefined) to the next route. */
+export type FetchRoute = (request: Request, url: URL) => Response | undefined | Promise<Response | undefined>
+
+/** Stubs globalThis.fetch (openapi-fetch looks it up at call time) with the first route that answers; others get a
+ * 404 problem. Returns the requests made and their JSON bodies. */
+export function stubFetch(...routes: FetchRoute[]) {
+  const log = { requests: [] as Request[], bodies: [] as unknown[] }
+  const fetch = vi.fn(async (input: Request) => {
+    log.requests.push(input.clone())
+    log.bodies.push(input.method === 'GET' ? undefined : await input.clone().json().catch(() => undefined))
+    const url = new URL(input.url)
+    for (const route of routes) {
+      const answer = await route(input, url)
+      if (answer) return answer
+    }
+    return json({ status: 404, code: 'not_found', detail: `no stub for ${input.method} ${url.pathname}` }, 404)
+  })
+  vi.stubGlobal('fetch', fetch)
+  return { fetch, ...log }
+}
+
 /** An answer of the fake API: a JSON body and its status (200 unless told). */
 export type Answer = { status?: number; body: unknown }
 /** Route handlers by "METHOD /path" (the pathname, without the query string). */
 export type ApiRoutes = Record<string, (request: Request, url: URL) => Answer | Promise<Answer>>
 
-/** Stubs globalThis.fetch (openapi-fetch looks it up at call time); unknown routes answer 404 problems. */
+/** ``stubFetch`` with routes named "METHOD /path". */
 export function stubApi(routes: ApiRoutes) {
-  const requests: Request[] = []
-  const fetch = vi.fn(async (input: Request) => {
-    requests.push(input.clone())
-    const url = new URL(input.url)
-    const handler = routes[`${input.method} ${decodeURIComponent(url.pathname)}`]
-    const answer = handler
-      ? await handler(input, url)
-      : { status: 404, body: { status: 404, code: 'not_found', detail: `no stub for ${input.method} ${url.pathname}` } }
-    return new Response(JSON.stringify(answer.body), {
-      status: answer.status ?? 200,
-      headers: { 'Content-Type': answer.status && answer.status >= 400 ? 'application/problem+json' : 'application/json' },
-    })
+  return stubFetch(async (request, url) => {
+    const handler = routes[`${request.method} ${decodeURIComponent(url.pathname)}`]
+    if (!handler) return undefined
+    const answer = await handler(request, url)
+    return json(answer.body, answer.status ?? 200)
   })
-  vi.stubGlobal('fetch', fetch)
-  return { fetch, requests }
 }

@@ -2,7 +2,8 @@ import { act, screen, waitFor, within } from '@testing-library/react'
 import userEvent from '@testing-library/user-event'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { RunDetail, RunView } from '@/api/client'
-import { FakeEventSource, json, ME, renderRoute, stubFetch } from '@/test/runsTestKit'
+import { FakeEventSource, ME } from '@/test/runsTestKit'
+import { json, renderView, stubFetch } from '@/test/views'
 import RunDetailView from './RunDetailView'
 
 const RUN_ID = '11111111-2222-4333-8444-555555555555'
@@ -79,7 +80,7 @@ const posts = (action: string) =>
   log.requests.flatMap((r, i) => (r.method === 'POST' && r.url.endsWith(`/${action}`) ? [log.bodies[i]] : []))
 
 function renderRun(query = '', me = ME) {
-  return renderRoute(<RunDetailView />, { path: '/runs/:runId', url: `/runs/${RUN_ID}${query}`, me })
+  return renderView(<RunDetailView />, { route: '/runs/:runId', url: `/runs/${RUN_ID}${query}`, me })
 }
 
 beforeEach(() => {

@@ -3,7 +3,8 @@ import userEvent from '@testing-library/user-event'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { vi } from 'vitest'
 import type { RunView } from '@/api/client'
-import { json, renderRoute, stubFetch } from '@/test/runsTestKit'
+import { ME } from '@/test/runsTestKit'
+import { json, renderView, stubFetch } from '@/test/views'
 import RunsView from './RunsView'
 
 function run(n: number, extra: Partial<RunView> = {}): RunView {
@@ -51,7 +52,7 @@ beforeEach(() => {
 afterEach(() => vi.unstubAllGlobals())
 
 function renderRuns(url = '/runs') {
-  return renderRoute(<RunsView />, { path: '/runs', url })
+  return renderView(<RunsView />, { route: '/runs', url, me: ME })
 }
 
 const location = () => screen.getByTestId('location').textContent ?? ''
