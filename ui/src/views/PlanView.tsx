@@ -12,6 +12,7 @@ import { useEnvironments, useOutline, usePlanning, useRun, useRunActions, useSta
 import { paths } from '@/app/routes'
 import { useMeContext, useTenant } from '@/app/tenant'
 import { Empty, ErrorBox, Page, StatusBadge } from '@/components/common'
+import { PlanItems } from '@/components/PlanItems'
 import { GraphCanvas, type PlanMarks } from '@/graph/GraphCanvas'
 import { buildGraph } from '@/graph/model'
 import { money, seconds } from '@/lib/format'
@@ -74,67 +75,6 @@ function Totals({ preview }: { preview: PlanPreview }) {
         )}
       </div>
     </div>
-  )
-}
-
-function Items({ plan }: { plan: ExecutionPlan }) {
-  if (!plan.items?.length) return <Empty>The selection picks nothing dbt would execute.</Empty>
-  return (
-    <table data-testid="plan-items" className="plan-items">
-      <colgroup>
-        <col style={{ width: 44 }} />
-        <col style={{ width: 56 }} />
-        <col style={{ width: '30%' }} />
-        <col style={{ width: 84 }} />
-        <col />
-        <col style={{ width: 150 }} />
-      </colgroup>
-      <thead>
-        <tr>
-          <th>#</th>
-          <th>Wave</th>
-          <th>Node</th>
-          <th>Action</th>
-          <th>Why</th>
-          <th>Estimate</th>
-        </tr>
-      </thead>
-      <tbody>
-        {plan.items.map((item) => (
-          <tr key={item.unique_id}>
-            <td>{item.order ?? 0}</td>
-            <td>{item.wave ?? 0}</td>
-            <td className="mono small">{item.unique_id}</td>
-            <td>
-              <span className={`action ${item.action}`}>{item.action}</span>
-            </td>
-            <td className="small">
-              {(item.reasons ?? []).map((r, i) => (
-                <div key={i}>
-                  <code>{r.code}</code> {r.message} <span className="muted">({r.policy_id} v{r.policy_version})</span>
-                </div>
-              ))}
-              {item.window && (
-                <div className="muted">
-                  window {item.window.start} → {item.window.end} ({item.window.batches} {item.window.batch_size})
-                </div>
-              )}
-            </td>
-            <td className="small">
-              {item.estimate ? (
-                <>
-                  ~{seconds(item.estimate.seconds)}
-                  {item.estimate.cost != null && <>, {money(item.estimate.cost, item.estimate.currency)}</>}
-                  <div className="muted">{item.estimate.confidence} confidence</div>
-                </>
-              ) : (
-                '—'
-              )}
-            </td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
   )
 }
 
@@ -321,7 +261,7 @@ export default function PlanView() {
               On the graph
             </button>
           </div>
-          {show === 'table' ? <Items plan={preview.plan} /> : <PlanGraph tenant={tenant} project={project} plan={preview.plan} />}
+          {show === 'table' ? <PlanItems plan={preview.plan} /> : <PlanGraph tenant={tenant} project={project} plan={preview.plan} />}
         </div>
       ) : (
         !runId && <Empty>Choose an environment and a selection, then build the plan: nothing is recorded until you request the run.</Empty>

@@ -1,7 +1,8 @@
 // The Plan tab: the plan this run executed (or waits to execute) — its headline, who must approve it, its totals,
 // and every item in execution order with the policy reasons behind its action.
-import type { ExecutionPlan, PlanItem, RunDetail, Schemas } from '@/api/client'
+import type { RunDetail, Schemas } from '@/api/client'
 import { Empty } from '@/components/common'
+import { PlanItems } from '@/components/PlanItems'
 import { money, nodeLabel, seconds } from '@/lib/format'
 
 function Totals({ totals }: { totals: Schemas['PlanTotals'] }) {
@@ -23,72 +24,6 @@ function Totals({ totals }: { totals: Schemas['PlanTotals'] }) {
         </div>
       ))}
     </dl>
-  )
-}
-
-function Estimate({ estimate }: { estimate: PlanItem['estimate'] }) {
-  if (!estimate) return <span className="muted">—</span>
-  const spread = estimate.seconds_spread ? ` ± ${seconds(estimate.seconds_spread)}` : ''
-  return (
-    <span title={`confidence: ${estimate.confidence}`}>
-      {seconds(estimate.seconds)}
-      {spread}
-      {estimate.cost !== null && estimate.cost !== undefined && <span className="muted"> · {money(estimate.cost, estimate.currency)}</span>}
-    </span>
-  )
-}
-
-function Reasons({ reasons }: { reasons: PlanItem['reasons'] }) {
-  if (!reasons?.length) return <span className="muted">—</span>
-  return (
-    <ul className="run-reasons">
-      {reasons.map((r, i) => (
-        <li key={i} className={r.failure ? 'run-failure' : undefined}>
-          <code title={`${r.policy_id} v${r.policy_version}`}>{r.code}</code> {r.message}
-        </li>
-      ))}
-    </ul>
-  )
-}
-
-function PlanItems({ plan }: { plan: ExecutionPlan }) {
-  const items = [...(plan.items ?? [])].sort((a, b) => (a.order ?? 0) - (b.order ?? 0))
-  if (items.length === 0) return <Empty>The plan has no items.</Empty>
-  return (
-    <div className="run-table-scroll">
-      <table className="run-plan-items" data-testid="plan-items">
-        <thead>
-          <tr>
-            <th>#</th>
-            <th>Wave</th>
-            <th>Node</th>
-            <th>Action</th>
-            <th>Reasons</th>
-            <th>Estimate</th>
-          </tr>
-        </thead>
-        <tbody>
-          {items.map((item) => (
-            <tr key={item.node_uuid}>
-              <td className="run-num">{item.order ?? 0}</td>
-              <td className="run-num">{item.wave ?? 0}</td>
-              <td className="run-plan-node">
-                <span title={item.unique_id}>{nodeLabel(item.unique_id)}</span> <span className="muted">{item.resource_type}</span>
-              </td>
-              <td>
-                <span className={`action ${item.action}`}>{item.action}</span>
-              </td>
-              <td className="run-plan-why">
-                <Reasons reasons={item.reasons} />
-              </td>
-              <td className="run-nowrap">
-                <Estimate estimate={item.estimate} />
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
   )
 }
 
