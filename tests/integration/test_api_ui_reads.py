@@ -225,3 +225,31 @@ async def test_the_dashboard_shows_what_needs_attention(client: AsyncTestClient[
     assert (own["awaiting_my_approval"], own["awaiting_others"]) == ([], 1)
     assert (await client.get(f"{BASE}/dashboard", headers=VIEWER_H)).json()["awaiting_others"] == 1
     assert (await client.get(f"{BASE}/dashboard", headers=GLOBEX_H)).status_code == 403
+
+
+async def test_the_runs_list_sorts_on_the_server_and_refuses_a_bad_order(client: AsyncTestClient[Litestar]) -> None:
+    for select in ("orders", "customers", "stg_orders"):
+        answer = await client.post(f"{SHOP}/runs", json={"environment_id": "dev", "select": select}, headers=ADMIN_H)
+        assert answer.status_code == 201, answer.text
+    by_select = await client.get(
+        f"{BASE}/runs", params={"sort": "requested_at", "order": "asc", "limit": 2}, headers=VIEWER_H
+    )
+    first = by_select.json()
+    assert [r["select"] for r in first["items"]] == ["orders", "customers"]
+    rest = await client.get(
+        f"{BASE}/runs",
+        params={"sort": "requested_at", "order": "asc", "limit": 2, "cursor": first["next_cursor"]},
+        headers=VIEWER_H,
+    )
+    assert [r["select"] for r in rest.json()["items"]] == ["stg_orders"]
+    assert rest.json()["next_cursor"] is None
+
+    bogus = await client.get(f"{BASE}/runs", params={"sort": "select; DROP TABLE runs"}, headers=VIEWER_H)
+    assert bogus.status_code == 400
+    assert bogus.headers["content-type"].startswith(PROBLEM)
+    other_order = await client.get(
+        f"{BASE}/runs", params={"sort": "status", "cursor": first["next_cursor"]}, headers=VIEWER_H
+    )
+    assert other_order.status_code == 422
+    assert "another order" in other_order.json()["detail"]
+    assert len((await client.get(f"{BASE}/runs", headers=VIEWER_H)).json()["items"]) == 3  # nothing was lost

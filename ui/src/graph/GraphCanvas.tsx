@@ -330,8 +330,8 @@ function Working({ nodes, since }: { nodes: number; since: number }) {
     return () => clearInterval(timer)
   }, [])
   const elapsed = Math.max(0, now - since) / 1000
-  // measured on this kind of machine: ELK takes about 5 ms per node (ADR 0014); an estimate, said as one
-  const expected = Math.max(1, (nodes * 5) / 1000)
+  // measured on this kind of machine: ELK (as tuned, ADR 0014) takes about 3 ms per node in a page; an estimate
+  const expected = Math.max(1, (nodes * 3) / 1000)
   return (
     <div className="overlay" role="status" data-testid="layout-progress">
       <p>
