@@ -55,7 +55,8 @@ class Server:
         self.log = log
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return httpx.request(method, f"{self.url}{path}", timeout=120, **kwargs)
+        kwargs.setdefault("timeout", 120)
+        return httpx.request(method, f"{self.url}{path}", **kwargs)
 
 
 @contextmanager

@@ -89,6 +89,9 @@ def elk_alone(graph: dict[str, Any], folder: Path) -> float | None:
         )
     except subprocess.TimeoutExpired:
         return None
+    except subprocess.CalledProcessError as failed:  # out of memory or stack on the largest graphs
+        print(f"ELK alone failed: {failed.stderr.strip().splitlines()[-1:]}", flush=True)  # noqa: T201
+        return None
     return float(json.loads(done.stdout)["ms"])
 
 
@@ -157,7 +160,7 @@ def interactions(page: Page, server: Server, project: str, target: str) -> dict[
 
 
 def seconds(ms: float | None) -> str:
-    return f"> {ANCHOR_TIMEOUT_S} s" if ms is None else f"{ms / 1000:.2f} s"
+    return f"> {ANCHOR_TIMEOUT_S} s or failed" if ms is None else f"{ms / 1000:.2f} s"
 
 
 def ratio(lockgate_ms: float, anchor_ms: float | None) -> str:

@@ -22,7 +22,20 @@ import { seconds } from '@/lib/format'
 import { cancelLayout, layout, LayoutCanceled, type LayoutResult } from './layout'
 import type { VisibleGraph } from './model'
 import { GROUP_HEIGHT, GROUP_WIDTH, NODE_HEIGHT, NODE_TYPES, NODE_WIDTH, statusClass, type DbtNodeData, type GroupNodeData } from './nodes'
-import { bounds, boxAt, drawOverview, KIND_COLOURS, STATUS_COLOURS, type Box, type Transform } from './overview'
+import {
+  bounds,
+  boxAt,
+  contains,
+  drawOverview,
+  grown,
+  KIND_COLOURS,
+  overlaps,
+  STATUS_COLOURS,
+  visibleRegion,
+  type Box,
+  type Rect,
+  type Transform,
+} from './overview'
 
 export type Move = { node_uuid: string; x: number; y: number }
 export type PlanMarks = ReadonlyMap<string, 'RUN' | 'SKIP' | 'PARTIAL'>
@@ -55,9 +68,11 @@ type LayoutState =
 const NODE_SIZE = { width: NODE_WIDTH, height: NODE_HEIGHT }
 const GROUP_SIZE = { width: GROUP_WIDTH, height: GROUP_HEIGHT }
 
-/** Above this many drawn items the minimap and node focus rings are left out (they cost more than they help), and
- * far out the drawing is an overview painted on a canvas (see overview.ts) instead of thousands of DOM nodes. */
-const LARGE = 2000
+/** Above this many drawn items the drawing is split between a canvas and React Flow (see overview.ts): far out, the
+ * canvas paints everything (an overview); close in, React Flow draws only the nodes in and around the view, over
+ * edges the canvas paints. React Flow alone drew 1,000 nodes panning at 17 frames a second. The minimap and node
+ * focus rings are left out too: they cost more than they help. */
+const LARGE = 800
 /** Zoom at which a large drawing switches from the overview to React Flow's nodes (and back, a little lower). */
 const DETAIL_ZOOM = 0.35
 const OVERVIEW_ZOOM = 0.3
@@ -88,6 +103,9 @@ function Canvas(props: Props) {
   const overview = useRef<HTMLCanvasElement | null>(null)
   const overviewBoxes = useRef<Box[]>([])
   const selectedRef = useRef<string | null>(null)
+  /** Close in on a large drawing: the region whose nodes React Flow draws (the view and a margin around it). */
+  const [region, setRegion] = useState<Rect | null>(null)
+  const regionRef = useRef<Rect | null>(null)
 
   const boxes = useMemo(
     () =>
@@ -156,6 +174,26 @@ function Canvas(props: Props) {
     setNodes(next)
   }, [state, graph, statuses, plan, manual, onExpand, setNodes])
 
+  // A node dragged close in moves its box too, so the edges the canvas paints follow it.
+  useEffect(() => {
+    if (!large || nodes.length === 0) return
+    const at = new Map(nodes.map((n) => [n.id, n.position]))
+    overviewBoxes.current = overviewBoxes.current.map((b) => {
+      const p = at.get(b.id)
+      return p && (p.x !== b.x || p.y !== b.y) ? { ...b, x: p.x, y: p.y } : b
+    })
+  }, [large, nodes])
+
+  const shown = useMemo(
+    () =>
+      !large
+        ? nodes
+        : detailed && region
+          ? nodes.filter((n) => overlaps(region, n.position.x, n.position.y, n.width ?? NODE_WIDTH, n.height ?? NODE_HEIGHT))
+          : NO_NODES,
+    [large, detailed, region, nodes],
+  )
+
   const edges: Edge[] = useMemo(
     () =>
       graph.edges.map((e) => ({
@@ -196,7 +234,9 @@ function Canvas(props: Props) {
     const focus = ({ uniqueId }: { uniqueId: string }) => {
       const box = overviewBoxes.current.find((b) => b.id === uniqueId)
       if (!box) return
-      void flow.setCenter(box.x + box.width / 2, box.y + box.height / 2, { zoom: 1.1, duration: 300 })
+      // from far out, jump: an animated zoom would draw the thousands of nodes it passes close to
+      const duration = detailedRef.current ? 300 : 0
+      void flow.setCenter(box.x + box.width / 2, box.y + box.height / 2, { zoom: 1.1, duration })
       selectedRef.current = uniqueId
       handlers.current.onSelect?.(uniqueId)
     }
@@ -217,7 +257,7 @@ function Canvas(props: Props) {
       frame = 0
       const canvas = overview.current
       const context = canvas?.getContext('2d')
-      if (!canvas || !context || detailedRef.current) return
+      if (!canvas || !context) return
       const ratio = window.devicePixelRatio || 1
       const { clientWidth: width, clientHeight: height } = canvas
       if (canvas.width !== width * ratio || canvas.height !== height * ratio) {
@@ -225,7 +265,8 @@ function Canvas(props: Props) {
         canvas.height = height * ratio
       }
       const transform: Transform = store.getState().transform
-      drawOverview(context, { width, height, ratio }, transform, overviewBoxes.current, lines, selectedRef.current)
+      const boxesToo = !detailedRef.current
+      drawOverview(context, { width, height, ratio }, transform, overviewBoxes.current, lines, selectedRef.current, boxesToo)
     }
     const follow = () => {
       if (fitted.current !== drawing) return // not placed yet: the zoom of an unfitted view says nothing
@@ -235,7 +276,15 @@ function Canvas(props: Props) {
         detailedRef.current = want
         setDetailed(want)
       }
-      if (!want && frame === 0) frame = requestAnimationFrame(paint)
+      if (want) {
+        const canvas = overview.current
+        const now = visibleRegion(store.getState().transform, canvas?.clientWidth ?? 0, canvas?.clientHeight ?? 0)
+        if (!regionRef.current || !contains(regionRef.current, now)) {
+          regionRef.current = grown(now, 0.5)
+          setRegion(regionRef.current)
+        }
+      }
+      if (frame === 0) frame = requestAnimationFrame(paint)
     }
     follow()
     const stop = store.subscribe(follow)
@@ -243,7 +292,7 @@ function Canvas(props: Props) {
       stop()
       if (frame) cancelAnimationFrame(frame)
     }
-  }, [large, state, lines, store, detailed, drawing, nodes])
+  }, [large, state, lines, store, drawing, nodes])
 
   const onPaneClick = useCallback(
     (event: React.MouseEvent) => {
@@ -283,8 +332,8 @@ function Canvas(props: Props) {
       data-detail={detailed ? 'nodes' : 'overview'}
     >
       <ReactFlow
-        nodes={detailed ? nodes : NO_NODES}
-        edges={detailed ? edges : NO_EDGES}
+        nodes={shown}
+        edges={large ? NO_EDGES : edges}
         nodeTypes={NODE_TYPES}
         onNodesChange={onNodesChange}
         onNodeClick={(_e, node) => props.onSelect?.(node.id)}
@@ -305,7 +354,7 @@ function Canvas(props: Props) {
         proOptions={{ hideAttribution: true }}
       >
         <Background gap={24} />
-        {large && <canvas ref={overview} className="overview" hidden={detailed} data-testid="graph-overview" />}
+        {large && <canvas ref={overview} className="overview" data-testid="graph-overview" />}
         <Controls showInteractive={false} />
         {!large && <MiniMap pannable zoomable nodeStrokeWidth={2} />}
       </ReactFlow>

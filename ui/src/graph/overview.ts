@@ -24,6 +24,28 @@ export const KIND_COLOURS: Record<string, string> = {
 
 export const STATUS_COLOURS: Record<string, string> = { ok: '#1a7f37', bad: '#cf222e', warn: '#b76e00', skip: '#8c959f', running: '#0969da' }
 
+export type Rect = { x: number; y: number; width: number; height: number }
+
+/** The part of the flow a transform shows in a view of ``width`` x ``height`` pixels. */
+export function visibleRegion(transform: Transform, width: number, height: number): Rect {
+  const [tx, ty, zoom] = transform
+  return { x: -tx / zoom, y: -ty / zoom, width: width / zoom, height: height / zoom }
+}
+
+export function contains(outer: Rect, inner: Rect): boolean {
+  return inner.x >= outer.x && inner.y >= outer.y && inner.x + inner.width <= outer.x + outer.width && inner.y + inner.height <= outer.y + outer.height
+}
+
+/** ``rect`` grown by ``share`` of its size on every side. */
+export function grown(rect: Rect, share: number): Rect {
+  return { x: rect.x - rect.width * share, y: rect.y - rect.height * share, width: rect.width * (1 + 2 * share), height: rect.height * (1 + 2 * share) }
+}
+
+export function overlaps(rect: Rect, x: number, y: number, width: number, height: number): boolean {
+  return x < rect.x + rect.width && x + width > rect.x && y < rect.y + rect.height && y + height > rect.y
+}
+
+/** Paints the edges, and the boxes too unless React Flow draws them (``boxes: false``, close in). */
 export function drawOverview(
   context: CanvasRenderingContext2D,
   size: { width: number; height: number; ratio: number },
@@ -31,6 +53,7 @@ export function drawOverview(
   boxes: readonly Box[],
   lines: readonly Line[],
   selected: string | null,
+  withBoxes = true,
 ): void {
   const [tx, ty, zoom] = transform
   const { width, height, ratio } = size
@@ -57,8 +80,9 @@ export function drawOverview(
     context.lineTo(x2, y2)
   }
   context.lineWidth = 1 / zoom
-  context.strokeStyle = 'rgba(140, 149, 159, 0.45)'
+  context.strokeStyle = withBoxes ? 'rgba(140, 149, 159, 0.45)' : 'rgba(110, 119, 129, 0.7)'
   context.stroke()
+  if (!withBoxes) return
   for (const box of boxes) {
     if (box.x > right || box.x + box.width < left || box.y > bottom || box.y + box.height < top) continue
     context.fillStyle = '#ffffff'
