@@ -19,7 +19,8 @@ MAX_LAYOUT_ITEMS = 60_000
 LAYOUT_KEY_PATTERN = r"^[a-f0-9]{16,64}$"
 LayoutKey = Annotated[str, msgspec.Meta(pattern=LAYOUT_KEY_PATTERN, description="A digest made by the client.")]
 ItemId = Annotated[str, msgspec.Meta(min_length=1, max_length=1100)]
-LayoutEngine = Literal["elk", "dagre"]
+LayoutEngine = Literal["elk", "dagre", "layered"]
+"""ELK, dagre (small graphs), or the UI's own plain layered layout (drawings too large for ELK, ADR 0014)."""
 
 
 class LayoutBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -31,7 +31,7 @@ from tests.bench.synthetic_graph import synthetic_manifest
 from tests.corpus import corpus_bytes, corpus_path
 from tests.webui import CHROMIUM_ARGS, Server, chromium, lockgate_server
 
-pytestmark = pytest.mark.bench
+pytestmark = [pytest.mark.bench, pytest.mark.timeout(3600)]
 TENANT = "/api/tenants/default"
 PAINT_TIMEOUT_MS = 900_000
 ANCHOR_TIMEOUT_S = 300

@@ -92,7 +92,7 @@ def test_ingest_graph_plan_approve_run_log_diff(
     page.get_by_test_id("build-plan").click()
     expect(page.get_by_test_id("plan-headline")).to_contain_text("run", timeout=30_000)
     expect(page.get_by_test_id("plan-approvals")).to_contain_text("approver")
-    expect(page.get_by_test_id("plan-items")).to_contain_text(ORDERS)
+    expect(page.get_by_test_id("plan-items")).to_contain_text("dim_customers")
     page.screenshot(path=str(shots / "plan.png"), full_page=True)
     page.get_by_test_id("plan-graph-tab").click()
     expect(page.locator(f'.react-flow__node[data-id="{ORDERS}"] .plan-badge')).to_have_text("RUN", timeout=30_000)

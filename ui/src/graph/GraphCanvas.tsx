@@ -349,7 +349,7 @@ function Canvas(props: Props) {
         selectionKeyCode="Shift"
         multiSelectionKeyCode={['Meta', 'Control']}
         onlyRenderVisibleElements
-        minZoom={0.02}
+        minZoom={0.002}
         maxZoom={2}
         proOptions={{ hideAttribution: true }}
       >

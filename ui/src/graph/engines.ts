@@ -3,7 +3,7 @@
 import dagre from '@dagrejs/dagre'
 import type { ElkNode, LayoutOptions } from 'elkjs/lib/elk-api'
 
-export type Engine = 'elk' | 'dagre'
+export type Engine = 'elk' | 'dagre' | 'layered'
 export type Box = { id: string; width: number; height: number }
 export type Link = { source: string; target: string }
 export type Positions = [id: string, x: number, y: number][]
@@ -33,9 +33,17 @@ export const ELK_OPTIONS: LayoutOptions = {
 }
 
 /** Bumped whenever the options or the engines change, so that layouts cached under the old ones are not reused. */
-export const LAYOUT_REVISION = 3
+export const LAYOUT_REVISION = 4
 
 const GRID_GAP = 16
+
+/** The largest of ``values`` (0 for none), without spreading them into arguments: ``Math.max(...values)`` overflows
+ * the (small) call stack of a worker on a few thousand values. */
+export function maxOf(values: readonly number[]): number {
+  let most = 0
+  for (const value of values) if (value > most) most = value
+  return most
+}
 
 /** Nodes without any link (unused sources, lone seeds: 7,300 of Spellbook's 12,400) are laid out in a grid under
  * the drawing of the rest: ELK would spend as long packing them as laying out the graph itself. */
@@ -52,8 +60,8 @@ export async function layoutLayered(elk: ElkLike, boxes: Box[], links: Link[]): 
     right = Math.max(right, x + (size.get(id)?.width ?? 0))
   }
   if (alone.length === 0) return positions
-  const cell = Math.max(...alone.map((b) => b.width)) + GRID_GAP
-  const row = Math.max(...alone.map((b) => b.height)) + GRID_GAP
+  const cell = maxOf(alone.map((b) => b.width)) + GRID_GAP
+  const row = maxOf(alone.map((b) => b.height)) + GRID_GAP
   const columns = Math.max(1, Math.floor(Math.max(right, Math.sqrt(alone.length) * cell) / cell))
   const top = positions.length > 0 ? bottom + row * 2 : 0
   alone.forEach((b, i) => positions.push([b.id, (i % columns) * cell, top + Math.floor(i / columns) * row]))

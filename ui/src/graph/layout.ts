@@ -11,6 +11,13 @@ export type LayoutRequest = { tenant: string; project: string; graphVersion: num
 
 /** Up to this many boxes dagre is quicker than ELK and its drawing as good; above, ELK scales far better. */
 export const DAGRE_UP_TO = 150
+/** Above this many boxes ELK is not tried: it would take tens of seconds, and around 10,000 it overflows the
+ * worker's call stack; the plain layered layout (layered.ts) draws them in well under a second. */
+export const ELK_UP_TO = 8000
+
+export function engineFor(boxes: number): Engine {
+  return boxes <= DAGRE_UP_TO ? 'dagre' : boxes <= ELK_UP_TO ? 'elk' : 'layered'
+}
 
 export class LayoutCanceled extends Error {
   constructor() {
@@ -114,7 +121,7 @@ export async function layout(request: LayoutRequest): Promise<LayoutResult> {
   }
   bus.emit('layout:progress', { phase: 'layout', nodes, ms: performance.now() - started })
   let answer: LayoutAnswer
-  const engine: Engine = nodes <= DAGRE_UP_TO ? 'dagre' : 'elk'
+  const engine = engineFor(nodes)
   try {
     answer = await compute(engine, request.boxes, request.links)
   } catch (error) {
@@ -122,11 +129,11 @@ export async function layout(request: LayoutRequest): Promise<LayoutResult> {
       bus.emit('layout:progress', { phase: 'canceled', nodes, ms: performance.now() - started })
       throw error
     }
-    if (engine === 'dagre' || nodes > 2000) {
+    if (engine === 'layered') {
       bus.emit('layout:progress', { phase: 'failed', nodes, ms: performance.now() - started })
       throw error
     }
-    answer = await compute('dagre', request.boxes, request.links) // ELK failed on this graph: dagre still draws it
+    answer = await compute('layered', request.boxes, request.links) // ELK or dagre failed on this graph
   }
   const positions = answer.positions ?? []
   const result: LayoutResult = { positions: new Map(positions.map(([id, x, y]) => [id, [x, y]])), engine: answer.engine, ms: answer.ms, source: 'computed' }
