@@ -146,7 +146,7 @@ def interactions(page: Page, server: Server, project: str, target: str) -> dict[
     found = (time.perf_counter() - started) * 1000
     page.locator(".react-flow__pane").click(position={"x": 30, "y": 30})
     started = time.perf_counter()
-    page.locator(".react-flow__node").first.click()
+    page.locator(f'.react-flow__node[data-id="{target}"]').click()  # the node the search put in the middle
     page.get_by_test_id("node-panel").wait_for()
     panel = (time.perf_counter() - started) * 1000
     detail_fps = frames_while_panning(page)
@@ -164,8 +164,8 @@ def seconds(ms: float | None) -> str:
 
 
 def ratio(lockgate_ms: float, anchor_ms: float | None) -> str:
-    if anchor_ms is None:  # the anchor did not finish: Lockgate's time over the anchor's cap bounds the ratio
-        return f"< {lockgate_ms / 1000 / ANCHOR_TIMEOUT_S:.2f}x"
+    if anchor_ms is None:  # the anchor crashed or ran past its cap: there is no ratio to give
+        return "no ratio: the anchor did not finish"
     return f"**{lockgate_ms / anchor_ms:.2f}x**"
 
 
@@ -184,7 +184,7 @@ def test_web_ui_on_large_graphs(tmp_path: Path) -> None:
             page.context.close()
             time.sleep(1)  # the computed layout is being sent to the server's cache
             page, cached = open_graph(browser, server, project)
-            target = max(graph["links"], key=lambda link: link["target"])["target"].split(".")[-1]
+            target = max(graph["links"], key=lambda link: link["target"])["target"]
             measured = interactions(page, server, project, target)
             page.context.close()
             rows.append(
@@ -232,11 +232,16 @@ Command: `make bench` (= `.venv/bin/pytest tests/bench -m bench -p no:randomly -
 
 {table}
 
-Times run from navigation start. *Painted*: the graph drawn (an overview painted on a canvas above 2,000 drawn items;
-React Flow's nodes below that, and once zoomed in). *Interactive*: the end of the last long task (50 ms or more)
-after the paint. *Uncached*: no layout kept yet, so ELK (tuned, ADR 0014) runs in the page's worker; the anchor is
-elkjs alone with its default layered options in Node on the same boxes and links. *Cached*: the layout the first
-visit computed is kept on the server; the anchor is downloading and parsing the graph's outline in the same page.
-Generated graphs: `tests/bench/synthetic_graph.py` (seeds, then models in eight layers with one to three parents).
+Times run from navigation start. *Painted*: the graph drawn (above 800 drawn items an overview painted on a
+canvas; React Flow's nodes below that, and once zoomed in). *Interactive*: the end of the last long task (50 ms or
+more) after the paint. *Uncached*: no layout kept yet, so the page's worker lays the graph out: ELK tuned for speed
+up to 8,000 boxes, Lockgate's plain layered layout above (ADR 0014); the anchor is elkjs alone with its default
+layered options in Node on the same boxes and links (it crashes on the generated 10,000). *Cached*: the layout the
+first visit computed is kept on the server; the anchor is downloading and parsing the graph's outline in the same
+page, the floor of any drawing. *Find a node*: typing its unique_id in the search box and Enter, until its node and
+side panel are drawn. Tests are hidden, as the graph workspace hides them by default (GitLab has 9,235 nodes with
+its 5,046 tests). Generated graphs: `tests/bench/synthetic_graph.py` (seeds, then models in eight layers with one to
+three parents). The goal of ISSUE 6 (GitLab, cached: first meaningful paint within 3 s; panning, selecting and
+opening the side panel without visible stalls) is read off the GitLab row.
 """,
     )
